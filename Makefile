@@ -1,0 +1,31 @@
+# Two set-up commands: `make demo` (the main job on the embedded default) and `make test`.
+# Both create .venv on first use. torch is installed first, pinned, so that no CUDA build is
+# pulled; betty-ml 0.2.1 declares Python < 3.11 and needs --no-deps --ignore-requires-python.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python betty-ml==0.2.1
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/tapweight demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check tapweight baselines harness service tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache
