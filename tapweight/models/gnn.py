@@ -200,7 +200,7 @@ class HuGNN(nn.Module):
 
     def embed(self, batch) -> Tensor:
         """Graph representations ``[num_graphs, out_dim]`` (mean pooling, as Hu et al.)."""
-        return global_mean_pool(self(batch), batch.batch)
+        return global_mean_pool(self(batch), batch.batch, size=int(batch.num_graphs))
 
 
 def _hu_key(key: str) -> str:
