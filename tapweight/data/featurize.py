@@ -23,6 +23,7 @@ __all__ = [
     "SELF_LOOP_BOND_TYPE",
     "MASK_BOND_TYPE",
     "NUM_MOTIFS",
+    "UNKNOWN_ATOM_INDEX",
 ]
 
 NUM_ATOM_TYPES = 120
@@ -51,6 +52,13 @@ def _motif_patterns() -> list:
 
 
 NUM_MOTIFS = 85
+UNKNOWN_ATOM_INDEX = 118
+"""Atomic numbers 1..118 map to 0..117; index 118 (unused by real elements) takes dummy atoms."""
+
+
+def _atom_index(atomic_num: int) -> int:
+    # A dummy/wildcard atom ("*", atomic number 0) would otherwise give index -1.
+    return atomic_num - 1 if 1 <= atomic_num <= 118 else UNKNOWN_ATOM_INDEX
 
 
 class HuFeaturizer:
@@ -58,8 +66,8 @@ class HuFeaturizer:
 
     Chirality tags and bond directions outside Hu et al.'s vocabularies (e.g. ``CHI_OTHER``,
     ``EITHERDOUBLE``) map to index 0 ("unspecified"/"none"); bond types outside
-    single/double/triple/aromatic (e.g. dative) map to single. Hu et al.'s loader raised on
-    them instead.
+    single/double/triple/aromatic (e.g. dative) map to single, and dummy atoms (``*``) to the
+    unused atom index 118. Hu et al.'s loader raised on them instead.
 
     Example:
         >>> graph = HuFeaturizer()("CCO")
@@ -67,7 +75,7 @@ class HuFeaturizer:
         ([[5, 0], [5, 0], [7, 0]], 4)
     """
 
-    version = 1
+    version = 2  # 2: dummy atoms map to 118 instead of -1
 
     def __init__(self, motifs: bool = True) -> None:
         self.motifs = motifs
@@ -94,7 +102,7 @@ class HuFeaturizer:
         if mol is None or mol.GetNumAtoms() == 0:
             return None
         atoms = [
-            [min(a.GetAtomicNum(), 119) - 1, self._chirality.get(a.GetChiralTag(), 0)]
+            [_atom_index(a.GetAtomicNum()), self._chirality.get(a.GetChiralTag(), 0)]
             for a in mol.GetAtoms()
         ]
         pairs: list[list[int]] = []

@@ -284,7 +284,10 @@ class MoleculeDataset(InMemoryDataset):
 
     @property
     def smiles(self) -> list[str]:
-        return list(self._data.smiles) if len(self) > 1 else [self[0].smiles]
+        stored = self._data.smiles
+        stored = [stored] if isinstance(stored, str) else list(stored)
+        # A subset (ds[idx]) shares the full storage: follow its indices.
+        return stored if self._indices is None else [stored[i] for i in self.indices()]
 
     def get_split(self, kind: SplitKind = "scaffold", seed: int = 0) -> Split:
         """Split indices; a dataset with a fixed test set keeps it and splits the rest 8:1."""

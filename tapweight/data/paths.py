@@ -78,7 +78,7 @@ def _existing(folder: Path, name: str) -> Path | None:
 
 def _download(remote: RemoteFile, target: Path) -> Path:
     """Download ``remote`` to ``target`` atomically, verifying or pinning its sha256."""
-    if os.environ.get(_OFFLINE_ENV):
+    if os.environ.get(_OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no"):
         raise OSError(f"{_OFFLINE_ENV} is set")
     target.parent.mkdir(parents=True, exist_ok=True)
     if remote.url.endswith(".gz") and not target.name.endswith(".gz"):
@@ -111,11 +111,15 @@ def _verify_pinned(path: Path) -> None:
 
 
 def _locate(
-    folder_key: str, remote: RemoteFile, data_dir: str | os.PathLike[str] | None
+    folder_key: str,
+    remote: RemoteFile,
+    data_dir: str | os.PathLike[str] | None,
+    aliases: tuple[str, ...] = (),
 ) -> Path | None:
     root = resolve_data_dir(data_dir)
-    if root is not None and (found := _existing(root / folder_key, remote.name)):
-        return found
+    for folder in (folder_key, *aliases) if root is not None else ():
+        if found := _existing(root / folder, remote.name):
+            return found
     cached_folder = cache_dir() / "data" / folder_key
     if found := _existing(cached_folder, remote.name):
         _verify_pinned(found)
@@ -139,7 +143,7 @@ def dataset_file(
     remote = next((f for f in info.files if f.name == name), None)
     if remote is None:
         raise DataError(f"dataset {key!r} has no file named {name!r}")
-    found = _locate(key, remote, data_dir)
+    found = _locate(key, remote, data_dir, info.folder_aliases)
     if found is None and remote.required:
         root = resolve_data_dir(data_dir)
         where = f"{root / key}" if root else f"no data directory ({DATA_DIR_ENV} is not set)"

