@@ -121,8 +121,8 @@ def finetune(
     max_length: Annotated[int, typer.Option(help="text: max tokens")] = 128,
 ) -> None:
     """Finetune an encoder on a labeled dataset: select on validation, test once."""
-    from tapweight.downstream.finetune import FinetuneConfig
-    from tapweight.downstream.finetune import finetune as run_finetune
+    from tapweight.downstream.finetuning import FinetuneConfig
+    from tapweight.downstream.finetuning import finetune as run_finetune
 
     task, model, _ = _task_and_encoder(dataset, encoder, data_dir, split, seed, max_length)
     config = FinetuneConfig(epochs=epochs, batch_size=batch_size, lr=lr, prox_lam=prox_lam, seed=seed)
@@ -144,8 +144,8 @@ def demo(
     import copy
 
     from tapweight.data.molecules import MoleculeDataset
-    from tapweight.downstream.finetune import FinetuneConfig
-    from tapweight.downstream.finetune import finetune as run_finetune
+    from tapweight.downstream.finetuning import FinetuneConfig
+    from tapweight.downstream.finetuning import finetune as run_finetune
     from tapweight.models.gnn import HuGNN
     from tapweight.objectives import build_objectives
     from tapweight.pretrain import PretrainConfig, continued_pretrain

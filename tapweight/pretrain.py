@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from tapweight.downstream.finetune import to_device
+from tapweight.downstream.finetuning import to_device
 from tapweight.downstream.task import make_loader
 from tapweight.errors import ConfigError, TrainingError
 
