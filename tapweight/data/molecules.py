@@ -36,6 +36,9 @@ __all__ = [
 
 log = logging.getLogger("tapweight.data")
 
+_MISSING = {"", "nan", "na", "n/a", "none", "null"}
+"""Label cells read as missing (masked), never as a value."""
+
 
 @dataclass
 class MoleculeTable:
@@ -78,7 +81,7 @@ def _labels(frame: pd.DataFrame, tasks: list[str], task_type: str, source: str) 
     for j, task in enumerate(tasks):
         raw = frame[task]
         numeric = pd.to_numeric(raw, errors="coerce")
-        blank = raw.isna() | (raw.astype(str).str.strip() == "")
+        blank = raw.isna() | raw.astype(str).str.strip().str.lower().isin(_MISSING)
         bad = numeric.isna() & ~blank
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
@@ -95,7 +98,9 @@ def _labels(frame: pd.DataFrame, tasks: list[str], task_type: str, source: str) 
     return labels
 
 
-def read_smiles_file(path: Path, smiles_columns: tuple[str, ...] = ("smiles", "SMILES")) -> list[str]:
+def read_smiles_file(
+    path: Path, smiles_columns: tuple[str, ...] = ("smiles", "SMILES")
+) -> list[str]:
     """SMILES from a ``.txt`` (one per line, extra fields ignored) or ``.csv`` file, plain or gz."""
     name = path.name.removesuffix(".gz")
     with open_text(path) as handle:
@@ -203,7 +208,10 @@ class MoleculeDataset(InMemoryDataset):
         if max_molecules is not None and max_molecules <= 0:
             raise DataError(f"max_molecules must be positive, got {max_molecules}")
         path = Path(name)
-        if path.suffix in {".txt", ".csv", ".gz", ".smi"} and path.is_file():
+        looks_like_file = path.suffix in {".txt", ".csv", ".gz", ".smi"} or "/" in name
+        if looks_like_file and not path.is_file():
+            raise DataError(f"SMILES file {name!r} does not exist")
+        if looks_like_file:
             smiles = read_smiles_file(path)
             self.table = MoleculeTable(path.stem, smiles, np.empty((len(smiles), 0)), [], "none")
         else:
@@ -226,7 +234,10 @@ class MoleculeDataset(InMemoryDataset):
         if self.invalid_smiles:
             log.warning(
                 "%s: skipped %d of %d SMILES that RDKit cannot parse (first: row %d %r)",
-                self.table.key, len(self.invalid_smiles), self.num_rows, *self.invalid_smiles[0],
+                self.table.key,
+                len(self.invalid_smiles),
+                self.num_rows,
+                *self.invalid_smiles[0],
             )
 
     # -- PyG InMemoryDataset plumbing -------------------------------------------------------

@@ -1,9 +1,9 @@
-"""Train/validation/test splits for molecule sets: scaffold (deterministic), random, random scaffold.
+"""Train/valid/test splits for molecules: scaffold (deterministic), random, random scaffold.
 
 The scaffold split follows Hu et al. 2020 and the TapWeight paper: Bemis-Murcko scaffolds (with
-chirality), scaffold groups sorted largest first (ties: the group whose first index is larger first, as in
-Hu et al.'s code), filled into train until
-80 %, then validation until 90 %, the rest to test. Structurally novel molecules land in test.
+chirality), scaffold groups sorted largest first (ties: the group whose first index is larger
+first, as in Hu et al.'s code), filled into train until 80 %, then validation until 90 %, the
+rest to test. Structurally novel molecules land in test.
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ def _scaffold_groups(smiles: Sequence[str]) -> list[list[int]]:
     groups: dict[str, list[int]] = defaultdict(list)
     for index, smi in enumerate(smiles):
         mol = Chem.MolFromSmiles(smi)
-        scaffold = MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=True) if mol else ""
+        scaffold = (
+            MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=True) if mol else ""
+        )
         groups[scaffold].append(index)
     return list(groups.values())
 
@@ -76,11 +78,26 @@ def scaffold_split(
 def random_scaffold_split(
     smiles: Sequence[str], seed: int, frac_train: float = 0.8, frac_valid: float = 0.1
 ) -> Split:
-    """Scaffold groups in a seeded random order (Hu et al.'s random scaffold split)."""
+    """Scaffold groups in a seeded random order (Hu et al.'s random scaffold split).
+
+    As in Hu et al., groups fill validation and test up to their quotas first; the rest trains.
+    """
     _check_fractions(frac_train, frac_valid)
     groups = _scaffold_groups(smiles)
-    order = np.random.default_rng(seed).permutation(len(groups))
-    return _fill([groups[i] for i in order], len(smiles), frac_train, frac_valid)
+    n_valid = int(np.floor(frac_valid * len(smiles)))
+    n_test = int(np.floor((1 - frac_train - frac_valid) * len(smiles)))
+    train: list[int] = []
+    valid: list[int] = []
+    test: list[int] = []
+    for i in np.random.default_rng(seed).permutation(len(groups)):
+        group = groups[i]
+        if len(valid) + len(group) <= n_valid:
+            valid += group
+        elif len(test) + len(group) <= n_test:
+            test += group
+        else:
+            train += group
+    return Split(sorted(train), sorted(valid), sorted(test))
 
 
 def random_split(n: int, seed: int, frac_train: float = 0.8, frac_valid: float = 0.1) -> Split:

@@ -118,8 +118,6 @@ _GLUE_SPECS: dict[str, _GlueSpec] = {
 }
 
 
-
-
 def _read_tsv(
     path: Path, spec: _GlueSpec, split: str
 ) -> tuple[list[tuple[str, str | None, str]], int]:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from tapweight.downstream.finetuning import FinetuneConfig, FinetuneResult, evaluate, finetune, proximal_term
+from tapweight.downstream.finetuning import (
+    FinetuneConfig,
+    FinetuneResult,
+    evaluate,
+    finetune,
+    proximal_term,
+)
 from tapweight.downstream.heads import TaskModel, batch_targets, task_loss
 from tapweight.downstream.metrics import HIGHER_IS_BETTER, METRICS, is_better, score
 from tapweight.downstream.task import DownstreamTask, make_loader

@@ -37,9 +37,13 @@ class FinetuneConfig(BaseModel):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    patience: int | None = Field(10, ge=1, description="epochs without validation gain before stopping")
+    patience: int | None = Field(
+        10, ge=1, description="epochs without validation gain before stopping"
+    )
     prox_lam: float = Field(0.0, ge=0, description="weight of ||theta - theta_ref||^2")
-    prox_normalize: bool = Field(False, description="divide the proximal term by the parameter count")
+    prox_normalize: bool = Field(
+        False, description="divide the proximal term by the parameter count"
+    )
     max_steps_per_epoch: int | None = Field(None, ge=1)
     seed: int = 0
     device: str = "cpu"
@@ -83,7 +87,9 @@ def proximal_term(model: nn.Module, reference: nn.Module, normalize: bool = Fals
 
 
 @torch.no_grad()
-def evaluate(model: TaskModel, loader, metrics: tuple[str, ...], device: str = "cpu") -> dict[str, float]:
+def evaluate(
+    model: TaskModel, loader, metrics: tuple[str, ...], device: str = "cpu"
+) -> dict[str, float]:
     model.eval()
     ys, preds, masks = [], [], []
     for batch in loader:
@@ -126,7 +132,9 @@ def finetune(
     torch.manual_seed(config.seed)
     device = config.device
     mean, std = task.train_target_stats() if task.task_type == "regression" else (None, None)
-    model = TaskModel(copy.deepcopy(encoder), task.task_type, task.num_outputs, mean, std).to(device)
+    model = TaskModel(copy.deepcopy(encoder), task.task_type, task.num_outputs, mean, std).to(
+        device
+    )
     if config.prox_lam > 0:
         reference = copy.deepcopy(reference if reference is not None else encoder).to(device)
         reference.requires_grad_(False)
@@ -135,18 +143,27 @@ def finetune(
     valid_loader = task.loader("valid", config.batch_size)
     best_state, best_score, best_epoch, stale = None, None, 0, 0
     history: list[dict[str, float]] = []
-    epochs = tqdm(range(1, config.epochs + 1), desc=f"finetune {task.name}", disable=not config.progress, leave=False)
+    epochs = tqdm(
+        range(1, config.epochs + 1),
+        desc=f"finetune {task.name}",
+        disable=not config.progress,
+        leave=False,
+    )
     for epoch in epochs:
         model.train()
         losses = []
-        train_loader = task.loader("train", config.batch_size, shuffle=True, seed=config.seed + epoch)
+        train_loader = task.loader(
+            "train", config.batch_size, shuffle=True, seed=config.seed + epoch
+        )
         for step, batch in enumerate(train_loader):
             if config.max_steps_per_epoch and step >= config.max_steps_per_epoch:
                 break
             batch = to_device(batch, device)
             loss = model.loss(batch)
             if reference is not None:
-                loss = loss + config.prox_lam * proximal_term(model.encoder, reference, config.prox_normalize)
+                loss = loss + config.prox_lam * proximal_term(
+                    model.encoder, reference, config.prox_normalize
+                )
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"finetuning loss became {loss.item()} at epoch {epoch} step {step}; "
@@ -157,13 +174,24 @@ def finetune(
             optimizer.step()
             losses.append(loss.item())
         valid = evaluate(model, valid_loader, metrics, device)
-        record = {"epoch": epoch, "train_loss": float(np.mean(losses)), **{f"valid_{k}": v for k, v in valid.items()}}
+        record = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)),
+            **{f"valid_{k}": v for k, v in valid.items()},
+        }
         history.append(record)
-        epochs.set_postfix(loss=f"{record['train_loss']:.3f}", **{task.metric: f"{valid[task.metric]:.3f}"})
+        epochs.set_postfix(
+            loss=f"{record['train_loss']:.3f}", **{task.metric: f"{valid[task.metric]:.3f}"}
+        )
         if on_epoch:
             on_epoch(record)
         if is_better(task.metric, valid[task.metric], best_score):
-            best_state, best_score, best_epoch, stale = copy.deepcopy(model.state_dict()), valid[task.metric], epoch, 0
+            best_state, best_score, best_epoch, stale = (
+                copy.deepcopy(model.state_dict()),
+                valid[task.metric],
+                epoch,
+                0,
+            )
         else:
             stale += 1
             if config.patience and stale >= config.patience:
@@ -174,8 +202,8 @@ def finetune(
             "lack one of the classes"
         )
     model.load_state_dict(best_state)
-    valid_best = {k[len("valid_"):]: v for k, v in history[best_epoch - 1].items() if k.startswith("valid_")}
+    valid_best = {
+        k[len("valid_") :]: v for k, v in history[best_epoch - 1].items() if k.startswith("valid_")
+    }
     test = evaluate(model, task.loader("test", config.batch_size), metrics, device)
     return FinetuneResult(task.metric, best_epoch, valid_best, test, history, model)
-
-

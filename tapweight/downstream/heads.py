@@ -57,8 +57,12 @@ class TaskModel(nn.Module):
         super().__init__()
         self.encoder, self.task_type = encoder, task_type
         self.head = nn.Linear(encoder.out_dim, num_outputs)
-        self.register_buffer("target_mean", torch.zeros(num_outputs) if target_mean is None else target_mean)
-        self.register_buffer("target_std", torch.ones(num_outputs) if target_std is None else target_std)
+        self.register_buffer(
+            "target_mean", torch.zeros(num_outputs) if target_mean is None else target_mean
+        )
+        self.register_buffer(
+            "target_std", torch.ones(num_outputs) if target_std is None else target_std
+        )
 
     def forward(self, batch) -> Tensor:
         """Raw head output: logits, class scores or standardized regression values."""

@@ -24,7 +24,9 @@ def make_loader(
         from torch_geometric.loader import DataLoader as GraphLoader
 
         return GraphLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate
+    )
 
 
 @dataclass
@@ -40,7 +42,9 @@ class DownstreamTask:
     test: Dataset
     collate: Callable | None = None
 
-    def loader(self, split: str, batch_size: int, shuffle: bool = False, seed: int = 0) -> DataLoader:
+    def loader(
+        self, split: str, batch_size: int, shuffle: bool = False, seed: int = 0
+    ) -> DataLoader:
         return make_loader(getattr(self, split), batch_size, shuffle, seed, self.collate)
 
     def train_target_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,13 +52,17 @@ class DownstreamTask:
         if self.collate is None:
             ys = torch.cat([self.train[i].y for i in range(len(self.train))])
         else:
-            ys = torch.tensor([float(self.train[i]["labels"]) for i in range(len(self.train))])[:, None]
+            ys = torch.tensor([float(self.train[i]["labels"]) for i in range(len(self.train))])[
+                :, None
+            ]
         mean = torch.nanmean(ys, dim=0)
         std = torch.sqrt(torch.nanmean((ys - mean) ** 2, dim=0)).clamp_min(1e-6)
         return mean, std
 
     @classmethod
-    def from_molecules(cls, dataset, split: SplitKind = "scaffold", seed: int = 0) -> DownstreamTask:
+    def from_molecules(
+        cls, dataset, split: SplitKind = "scaffold", seed: int = 0
+    ) -> DownstreamTask:
         """Split a labeled :class:`~tapweight.data.molecules.MoleculeDataset`."""
         from tapweight.data.registry import DATASETS
 

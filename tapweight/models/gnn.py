@@ -41,12 +41,16 @@ class _EdgeEmbedding(nn.Module):
         nn.init.xavier_uniform_(self.edge_embedding1.weight)
         nn.init.xavier_uniform_(self.edge_embedding2.weight)
 
-    def with_self_loops(self, edge_index: Tensor, edge_attr: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
+    def with_self_loops(
+        self, edge_index: Tensor, edge_attr: Tensor, num_nodes: int
+    ) -> tuple[Tensor, Tensor]:
         edge_index, _ = add_self_loops(edge_index, num_nodes=num_nodes)
         loops = edge_attr.new_zeros((num_nodes, 2))
         loops[:, 0] = SELF_LOOP_BOND_TYPE
         edge_attr = torch.cat([edge_attr, loops], dim=0)
-        return edge_index, self.edge_embedding1(edge_attr[:, 0]) + self.edge_embedding2(edge_attr[:, 1])
+        return edge_index, self.edge_embedding1(edge_attr[:, 0]) + self.edge_embedding2(
+            edge_attr[:, 1]
+        )
 
 
 class GINConv(MessagePassing):
@@ -114,7 +118,9 @@ class GATConv(MessagePassing):
 
     def message(self, x_i: Tensor, x_j: Tensor, edge_emb: Tensor, index: Tensor) -> Tensor:
         x_j = x_j + edge_emb
-        alpha = F.leaky_relu((torch.cat([x_i, x_j], dim=-1) * self.att).sum(-1), self.negative_slope)
+        alpha = F.leaky_relu(
+            (torch.cat([x_i, x_j], dim=-1) * self.att).sum(-1), self.negative_slope
+        )
         return x_j * softmax(alpha, index).unsqueeze(-1)
 
 
@@ -184,7 +190,7 @@ class HuGNN(nn.Module):
         x, edge_index, edge_attr = batch.x, batch.edge_index, batch.edge_attr
         h = self.x_embedding1(x[:, 0]) + self.x_embedding2(x[:, 1])
         states = [h]
-        for layer, (conv, norm) in enumerate(zip(self.gnns, self.batch_norms)):
+        for layer, (conv, norm) in enumerate(zip(self.gnns, self.batch_norms, strict=True)):
             h = norm(conv(h, edge_index, edge_attr))
             if layer < self.num_layers - 1:
                 h = F.relu(h)
@@ -192,10 +198,10 @@ class HuGNN(nn.Module):
             states.append(h)
         if self.jk == "concat":
             return torch.cat(states, dim=1)
-        if self.jk == "max":
-            return torch.stack(states[1:]).max(dim=0).values
+        if self.jk == "max":  # Hu et al. include the input embedding in max/sum
+            return torch.stack(states).max(dim=0).values
         if self.jk == "sum":
-            return torch.stack(states[1:]).sum(dim=0)
+            return torch.stack(states).sum(dim=0)
         return states[-1]
 
     def embed(self, batch) -> Tensor:

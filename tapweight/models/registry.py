@@ -30,7 +30,9 @@ def encoder_domain(spec: str) -> str:
     raise ModelError(f"unknown encoder {spec!r}; {ENCODER_HELP}")
 
 
-def build_encoder(spec: str, data_dir: str | os.PathLike[str] | None = None, **gnn_options) -> nn.Module:
+def build_encoder(
+    spec: str, data_dir: str | os.PathLike[str] | None = None, **gnn_options
+) -> nn.Module:
     """Instantiate the encoder named by ``spec`` (see :data:`ENCODER_HELP`)."""
     from tapweight.models.gnn import HuGNN, load_pretrained_gnn
     from tapweight.models.text import load_text_encoder, tiny_text_encoder

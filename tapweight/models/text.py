@@ -75,7 +75,9 @@ class TextEncoder(nn.Module):
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         """Token states ``[batch, seq, hidden]``."""
-        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
+        inputs = {
+            k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch
+        }
         return self.model(**inputs).last_hidden_state
 
     def embed(self, batch: dict[str, Tensor]) -> Tensor:
@@ -100,7 +102,9 @@ def load_text_encoder(name_or_path: str | os.PathLike[str] = MINILM) -> TextEnco
     return TextEncoder(AutoModel.from_pretrained(_resolve(name_or_path)))
 
 
-def tiny_text_encoder(vocab_size: int = 30522, hidden: int = 32, layers: int = 2, seed: int = 0) -> TextEncoder:
+def tiny_text_encoder(
+    vocab_size: int = 30522, hidden: int = 32, layers: int = 2, seed: int = 0
+) -> TextEncoder:
     """A randomly initialised BERT small enough for CPU tests (uses MiniLM's vocabulary size)."""
     from transformers import BertConfig, BertModel
 

@@ -61,7 +61,8 @@ def build_objectives(
         cls = OBJECTIVES.get(name)
         if cls is None or cls.domain != domain:
             raise ConfigError(
-                f"unknown {domain} objective {name!r}; choose from {', '.join(objective_names(domain))}"
+                f"unknown {domain} objective {name!r}; "
+                f"choose from {', '.join(objective_names(domain))}"
             )
         built.append(cls(encoder, tokenizer=tokenizer) if domain == "text" else cls(encoder))
     return nn.ModuleList(built)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -38,7 +37,9 @@ class GraphCL(Objective):
         super().__init__()
         unknown = [a for a in augmentations if a not in AUGMENTATIONS]
         if unknown:
-            raise ConfigError(f"unknown augmentation(s) {unknown}; choose from {list(AUGMENTATIONS)}")
+            raise ConfigError(
+                f"unknown augmentation(s) {unknown}; choose from {list(AUGMENTATIONS)}"
+            )
         self.augmentations, self.rate, self.temperature = augmentations, rate, temperature
         dim = encoder.out_dim
         self.head = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim))
@@ -53,5 +54,3 @@ class GraphCL(Objective):
     def loss(self, encoder: nn.Module, batch) -> Tensor:
         view = view_of(batch)
         return nt_xent(self._embed(encoder, view), self._embed(encoder, view), self.temperature)
-
-

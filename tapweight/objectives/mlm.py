@@ -27,7 +27,9 @@ class MaskedLanguageModeling(Objective):
 
         self.collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability)
         self.head = BertOnlyMLMHead(encoder.config)
-        self.register_buffer("special_ids", torch.tensor(tokenizer.all_special_ids), persistent=False)
+        self.register_buffer(
+            "special_ids", torch.tensor(tokenizer.all_special_ids), persistent=False
+        )
 
     def loss(self, encoder: nn.Module, batch: dict[str, Tensor]) -> Tensor:
         special = torch.isin(batch["input_ids"], self.special_ids) | (batch["attention_mask"] == 0)

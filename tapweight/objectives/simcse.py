@@ -1,4 +1,4 @@
-"""Unsupervised SimCSE (Gao et al. 2021): the same text encoded twice under dropout is a positive."""
+"""Unsupervised SimCSE (Gao et al. 2021): one text encoded twice under dropout is a positive."""
 
 from __future__ import annotations
 

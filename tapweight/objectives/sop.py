@@ -30,7 +30,7 @@ class SentenceOrderPrediction(Objective):
 
     def _pairs(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], Tensor] | None:
         rows, types, labels = [], [], []
-        for ids, mask in zip(batch["input_ids"], batch["attention_mask"]):
+        for ids, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True):
             content = ids[mask.bool()]
             content = content[(content != self.cls_id) & (content != self.sep_id)]
             if content.numel() < 2:
@@ -42,7 +42,11 @@ class SentenceOrderPrediction(Objective):
                 first, second = second, first
             cls, sep = content.new_tensor([self.cls_id]), content.new_tensor([self.sep_id])
             rows.append(torch.cat([cls, first, sep, second, sep]))
-            types.append(torch.cat([content.new_zeros(first.numel() + 2), content.new_ones(second.numel() + 1)]))
+            types.append(
+                torch.cat(
+                    [content.new_zeros(first.numel() + 2), content.new_ones(second.numel() + 1)]
+                )
+            )
             labels.append(int(swapped))
         if not rows:
             return None
@@ -50,10 +54,18 @@ class SentenceOrderPrediction(Objective):
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=rows[0].dtype)
         token_types = torch.zeros_like(input_ids)
         attention = torch.zeros_like(input_ids)
-        for i, (row, typ) in enumerate(zip(rows, types)):
-            input_ids[i, : row.numel()], token_types[i, : row.numel()], attention[i, : row.numel()] = row, typ, 1
+        for i, (row, typ) in enumerate(zip(rows, types, strict=True)):
+            (
+                input_ids[i, : row.numel()],
+                token_types[i, : row.numel()],
+                attention[i, : row.numel()],
+            ) = row, typ, 1
         device = batch["input_ids"].device
-        inputs = {"input_ids": input_ids, "token_type_ids": token_types, "attention_mask": attention}
+        inputs = {
+            "input_ids": input_ids,
+            "token_type_ids": token_types,
+            "attention_mask": attention,
+        }
         return {k: v.to(device) for k, v in inputs.items()}, torch.tensor(labels, device=device)
 
     def loss(self, encoder: nn.Module, batch: dict[str, Tensor]) -> Tensor:

@@ -28,7 +28,9 @@ def test_pretrained_gcn_learns_bbbp_and_beats_random_init(bbbp_task, data_dir):
 
     pretrained, random = [], []
     for seed in (0, 1):
-        pretrained.append(_valid_auc(load_pretrained_gnn("gcn_supervised_contextpred", data_dir), bbbp_task, seed))
+        pretrained.append(
+            _valid_auc(load_pretrained_gnn("gcn_supervised_contextpred", data_dir), bbbp_task, seed)
+        )
         torch.manual_seed(seed)
         random.append(_valid_auc(HuGNN("gcn"), bbbp_task, seed))
     pre = sum(r.valid_score for r in pretrained) / 2
@@ -76,7 +78,9 @@ def test_proximal_term_keeps_the_encoder_near_its_start(bbbp_task):
     start = HuGNN("gin", num_layers=2, emb_dim=32)
     drift = {}
     for lam in (0.0, 10.0):
-        config = FinetuneConfig(epochs=1, lr=1e-2, prox_lam=lam, seed=0, progress=False, max_steps_per_epoch=20)
+        config = FinetuneConfig(
+            epochs=1, lr=1e-2, prox_lam=lam, seed=0, progress=False, max_steps_per_epoch=20
+        )
         result = finetune(start, bbbp_task, config)
         drift[lam] = proximal_term(result.model.encoder, start).item()
     assert drift[10.0] < 0.5 * drift[0.0]
@@ -91,8 +95,11 @@ def test_regression_targets_are_standardized_with_train_statistics(data_dir):
     train_y = torch.cat([task.train[i].y for i in range(len(task.train))])
     assert mean.item() == pytest.approx(train_y.mean().item(), abs=1e-5)
     assert std.item() == pytest.approx(train_y.std(unbiased=False).item(), rel=1e-4)
-    result = finetune(HuGNN("gin", num_layers=2, emb_dim=32), task,
-                      FinetuneConfig(epochs=2, seed=0, progress=False))
+    result = finetune(
+        HuGNN("gin", num_layers=2, emb_dim=32),
+        task,
+        FinetuneConfig(epochs=2, seed=0, progress=False),
+    )
     assert result.metric == "rmse" and result.model.target_mean.item() == pytest.approx(mean.item())
     # predictions come back in log-solubility units, not standardized ones
     assert 0.3 < result.valid_score < 3 * std.item()

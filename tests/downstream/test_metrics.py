@@ -16,7 +16,8 @@ def test_roc_auc_averages_only_tasks_with_both_classes_and_ignores_masked_rows()
     mask = np.ones_like(y, dtype=bool)
     mask[3, 1] = False  # task 1 then holds only positives: it must be skipped
     mask[1, 2] = False
-    # task 0 is perfectly ranked (1.0); task 2 observed rows 0,2,3: labels 0,1,1 preds .2,.9,.3 -> 1.0
+    # task 0 is perfectly ranked (1.0);
+    # task 2 observed rows 0,2,3: labels 0,1,1, preds .2,.9,.3 -> 1.0
     assert score("roc_auc", y, pred, mask) == pytest.approx(1.0)
     pred[0, 0] = 0.95  # now one negative outranks both positives of task 0
     assert score("roc_auc", y, pred, mask) == pytest.approx((0.5 + 1.0) / 2)

@@ -96,7 +96,9 @@ class ObjectiveContract:
             loss.backward()
             optimizer.step()
         after = self._mean_loss(encoder, objective, batches)
-        assert after < (1 - self.min_relative_drop) * before, f"{self.name}: loss {before:.4f} -> {after:.4f}"
+        assert after < (1 - self.min_relative_drop) * before, (
+            f"{self.name}: loss {before:.4f} -> {after:.4f}"
+        )
 
     def test_repr_names_the_objective(self, setup):
         _, objective, _ = setup
