@@ -113,7 +113,7 @@ def continued_pretrain(
     result = PretrainResult(weights, [o.name for o in objectives])
     batches = cycle(corpus, min(config.batch_size, len(corpus)), config.seed, collate)
     bar = tqdm(
-        range(config.steps), desc="continued pretraining", disable=not config.progress, leave=False
+        range(config.steps), desc="continued pretraining", disable=None if config.progress else True, leave=False
     )
     for step in bar:
         batch = to_device(next(batches), config.device)

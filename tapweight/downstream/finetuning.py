@@ -146,7 +146,7 @@ def finetune(
     epochs = tqdm(
         range(1, config.epochs + 1),
         desc=f"finetune {task.name}",
-        disable=not config.progress,
+        disable=None if config.progress else True,
         leave=False,
     )
     for epoch in epochs:

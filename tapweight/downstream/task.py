@@ -18,14 +18,31 @@ __all__ = ["DownstreamTask", "make_loader"]
 def make_loader(
     dataset: Any, batch_size: int, shuffle: bool, seed: int, collate: Callable | None = None
 ) -> DataLoader:
-    """A seeded loader: PyG batching for graphs (``collate=None``), ``collate`` for text."""
+    """A seeded loader: PyG batching for graphs (``collate=None``), ``collate`` for text.
+
+    Shuffled (training) loaders drop the last incomplete batch: it could hold a single
+    one-atom molecule, on which batch norm cannot train; as every epoch reshuffles, no example
+    is left out for good.
+    """
     generator = torch.Generator().manual_seed(seed)
+    drop_last = shuffle and len(dataset) > batch_size
     if collate is None:
         from torch_geometric.loader import DataLoader as GraphLoader
 
-        return GraphLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+        return GraphLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            drop_last=drop_last,
+        )
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        collate_fn=collate,
+        drop_last=drop_last,
     )
 
 
