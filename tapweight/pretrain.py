@@ -69,8 +69,8 @@ def weighted_loss(
     total = None
     parts: dict[str, float] = {}
     for objective, weight in zip(objectives, weights, strict=True):
-        if float(weight) == 0.0:
-            continue  # a zero-weight objective changes nothing: skip its forward pass
+        if not isinstance(weight, Tensor) and weight == 0.0:
+            continue  # a fixed zero weight changes nothing: skip its forward pass
         loss = objective.loss(encoder, batch)
         parts[objective.name] = loss.item()
         total = weight * loss if total is None else total + weight * loss
@@ -113,7 +113,10 @@ def continued_pretrain(
     result = PretrainResult(weights, [o.name for o in objectives])
     batches = cycle(corpus, min(config.batch_size, len(corpus)), config.seed, collate)
     bar = tqdm(
-        range(config.steps), desc="continued pretraining", disable=None if config.progress else True, leave=False
+        range(config.steps),
+        desc="continued pretraining",
+        disable=None if config.progress else True,
+        leave=False,
     )
     for step in bar:
         batch = to_device(next(batches), config.device)
