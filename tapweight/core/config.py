@@ -17,7 +17,7 @@ from tapweight.errors import ConfigError
 __all__ = ["TapWeightConfig", "HYPERGRADIENTS", "RESUMABLE_FIELDS"]
 
 HYPERGRADIENTS = ("darts", "exact", "neumann", "cg", "sama")
-RESUMABLE_FIELDS = frozenset({"iterations", "progress", "checkpoint_every"})
+RESUMABLE_FIELDS = frozenset({"iterations", "progress", "checkpoint_every", "valid_every"})
 """Fields a resumed run may change; any other difference refuses the resume."""
 
 
