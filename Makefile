@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test bench bench-quick lint clean
 
 install: $(STAMP)
 
@@ -24,8 +24,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# CPU benchmarks; they need TAPWEIGHT_DATA_DIR (e.g. ../shared/data) and write BENCHMARKS.md.
+bench: $(STAMP)
+	$(BIN)/python bench/featurization.py
+	$(BIN)/python bench/tapweight_cost.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python bench/featurization.py --quick
+	$(BIN)/python bench/tapweight_cost.py --quick
+
 lint: $(STAMP)
-	$(BIN)/ruff check tapweight baselines harness service tests
+	$(BIN)/ruff check tapweight baselines harness service tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache
