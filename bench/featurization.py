@@ -52,8 +52,13 @@ def main() -> None:
             "uncached_per_s": count / fresh,
             "cached_per_s": count / cached,
         }
-        rows.append([f"ZINC, {count} molecules, {'with' if motifs else 'without'} 85 motif labels",
-                     f"{count / fresh:,.0f}", f"{count / cached:,.0f}"])  # fmt: skip
+        rows.append(
+            [
+                f"ZINC, {count} molecules, {'with' if motifs else 'without'} 85 motif labels",
+                f"{count / fresh:,.0f}",
+                f"{count / cached:,.0f}",
+            ]
+        )
     tokenizer = load_tokenizer("minilm")
     texts = load_text_task("tapt_citation_intent").unlabeled
     _, fresh = _timed(lambda: tokenize_texts(texts, tokenizer, 128))
@@ -63,14 +68,23 @@ def main() -> None:
         "uncached_per_s": len(texts) / fresh,
         "cached_per_s": len(texts) / cached,
     }
-    rows.append([f"citation_intent TAPT text, {len(texts)} texts, MiniLM WordPiece, 128 tokens",
-                 f"{len(texts) / fresh:,.0f}", f"{len(texts) / cached:,.0f}"])  # fmt: skip
+    rows.append(
+        [
+            f"citation_intent TAPT text, {len(texts)} texts, MiniLM WordPiece, 128 tokens",
+            f"{len(texts) / fresh:,.0f}",
+            f"{len(texts) / cached:,.0f}",
+        ]
+    )
     note = (
         "Uncached: read the source file, featurize (RDKit parse + Hu et al. features) or tokenize, "
         "write the content-hashed cache. Cached: load that cache. Items per second, one process."
     )
-    record("featurization", "Featurization and tokenization throughput", figures,
-           note + "\n\n" + table(["what", "uncached items/s", "cached items/s"], rows))  # fmt: skip
+    record(
+        "featurization",
+        "Featurization and tokenization throughput",
+        figures,
+        note + "\n\n" + table(["what", "uncached items/s", "cached items/s"], rows),
+    )
 
 
 if __name__ == "__main__":

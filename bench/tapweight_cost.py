@@ -43,13 +43,27 @@ def _one(name: str, warmup: int, steps: int) -> dict:
         )
         continued_pretrain(parts.encoder, parts.objectives, [1, 1, 1], parts.corpus, config)
         start = time.perf_counter()
-        continued_pretrain(parts.encoder, parts.objectives, [1, 1, 1], parts.corpus,
-                           config.model_copy(update={"steps": steps}))  # fmt: skip
-        return {"s_per_it": (time.perf_counter() - start) / steps, "levels": {},
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
-    config = TapWeightConfig(iterations=warmup + steps, valid_every=10**6, checkpoint_every=10**6,
-                             pretrain_batch_size=PRETRAIN_BATCH, finetune_batch_size=FINETUNE_BATCH,
-                             progress=False, **CONFIGS[name])  # fmt: skip
+        continued_pretrain(
+            parts.encoder,
+            parts.objectives,
+            [1, 1, 1],
+            parts.corpus,
+            config.model_copy(update={"steps": steps}),
+        )
+        return {
+            "s_per_it": (time.perf_counter() - start) / steps,
+            "levels": {},
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+    config = TapWeightConfig(
+        iterations=warmup + steps,
+        valid_every=10**6,
+        checkpoint_every=10**6,
+        pretrain_batch_size=PRETRAIN_BATCH,
+        finetune_batch_size=FINETUNE_BATCH,
+        progress=False,
+        **CONFIGS[name],
+    )
     runner = TapWeight(parts.encoder, parts.objectives, parts.corpus, parts.task, config)
     spent = {level: 0.0 for level in runner.levels}
     for level_name, level in runner.levels.items():
@@ -92,28 +106,42 @@ def main() -> None:
     os.environ.setdefault("TAPWEIGHT_OFFLINE", "1")
     figures = {}
     for name in CONFIGS:
-        out = subprocess.run([sys.executable, __file__, "--one", name] + (["--quick"] if args.quick else []),
-                             capture_output=True, text=True, check=True)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", name] + (["--quick"] if args.quick else []),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         figures[name] = json.loads(out.stdout.strip().splitlines()[-1])
         print(name, figures[name], flush=True)
     plain = figures["plain"]["s_per_it"]
     rows = []
     for name, fig in figures.items():
         lv = fig["levels"]
-        rows.append([
-            name, f"{fig['s_per_it']:.3f}", f"{fig['s_per_it'] / plain:.2f}×",
-            *(f"{lv[k]:.3f}" if lv else "–" for k in ("pretrain", "finetune", "reweight")),
-            f"{fig['peak_rss_mb']:.0f}",
-        ])  # fmt: skip
-    figures["settings"] = {"warmup": warmup, "measured_iterations": steps, "pretrain_batch": PRETRAIN_BATCH,
-                           "finetune_batch": FINETUNE_BATCH, "objectives": OBJECTIVES}  # fmt: skip
+        rows.append(
+            [
+                name,
+                f"{fig['s_per_it']:.3f}",
+                f"{fig['s_per_it'] / plain:.2f}×",
+                *(f"{lv[k]:.3f}" if lv else "–" for k in ("pretrain", "finetune", "reweight")),
+                f"{fig['peak_rss_mb']:.0f}",
+            ]
+        )
+    figures["settings"] = {
+        "warmup": warmup,
+        "measured_iterations": steps,
+        "pretrain_batch": PRETRAIN_BATCH,
+        "finetune_batch": FINETUNE_BATCH,
+        "objectives": OBJECTIVES,
+    }
     note = (
-        f"BBBP (scaffold train split as the TAPT corpus), Hu et al. GCN 5×300 `supervised_contextpred`, "
-        f"objectives {', '.join(OBJECTIVES)}; pretrain batch {PRETRAIN_BATCH}, finetune batch "
-        f"{FINETUNE_BATCH}; {steps} measured iterations after {warmup} warm-up. `plain` = weighted "
-        "continued pretraining alone (one optimizer step on Σ λᵢ·Lᵢ). TapWeight iterations include "
-        "the finetune step and the λ update; per-level columns are seconds per iteration inside each "
-        "level's step (reweight = validation loss + hypergradient, which re-evaluates the lower levels)."
+        "BBBP (scaffold train split as the TAPT corpus), Hu et al. GCN 5×300 "
+        f"`supervised_contextpred`, objectives {', '.join(OBJECTIVES)}; pretrain batch "
+        f"{PRETRAIN_BATCH}, finetune batch {FINETUNE_BATCH}; {steps} measured iterations after "
+        f"{warmup} warm-up. `plain` = weighted continued pretraining alone (one optimizer step on "
+        "Σ λᵢ·Lᵢ). TapWeight iterations include the finetune step and the λ update; per-level "
+        "columns are seconds per iteration inside each level's step (reweight = validation loss + "
+        "hypergradient, which re-evaluates the lower levels)."
     )
     headers = [
         "configuration",
@@ -124,8 +152,12 @@ def main() -> None:
         "reweight s",
         "peak RSS MB",
     ]
-    record("tapweight_cost", "Cost of TapWeight vs plain continued pretraining (CPU)", figures,
-           note + "\n\n" + table(headers, rows))  # fmt: skip
+    record(
+        "tapweight_cost",
+        "Cost of TapWeight vs plain continued pretraining (CPU)",
+        figures,
+        note + "\n\n" + table(headers, rows),
+    )
 
 
 if __name__ == "__main__":
