@@ -237,10 +237,30 @@ def _score(raw: str, source: str, split: str) -> float:
     return value
 
 
-def _check_nonempty(key: str, splits: dict[str, list[Any]]) -> None:
+def _task(
+    info: DatasetInfo,
+    label_names: list[str],
+    splits: dict[str, list[TextExample]],
+    skipped_rows: int,
+    unlabeled: list[str] | None = None,
+) -> TextTask:
+    """Build a :class:`TextTask`, refusing empty splits; unlabeled defaults to the train texts."""
     for name, rows in splits.items():
         if not rows:
-            raise DataError(f"{key}: the {name} split is empty; the dataset is too small to split")
+            raise DataError(
+                f"{info.key}: the {name} split is empty; the dataset is too small to split"
+            )
+    return TextTask(
+        key=info.key,
+        task_type=info.task_type,
+        metric=info.metric,
+        label_names=label_names,
+        train=splits["train"],
+        valid=splits["valid"],
+        test=splits["test"],
+        unlabeled=unlabeled or _joined(splits["train"]),
+        skipped_rows=skipped_rows,
+    )
 
 
 def _joined(examples: Sequence[TextExample]) -> list[str]:
@@ -280,18 +300,8 @@ def _load_glue(info: DatasetInfo, data_dir: Any, seed: int) -> TextTask:
     train_idx, valid_idx = _split_off(len(examples), 1 / 9, seed)
     train = [examples[i] for i in train_idx]
     valid = [examples[i] for i in valid_idx]
-    _check_nonempty(info.key, {"train": train, "valid": valid, "test": test})
-    return TextTask(
-        key=info.key,
-        task_type=info.task_type,
-        metric=info.metric,
-        label_names=label_names,
-        train=train,
-        valid=valid,
-        test=test,
-        unlabeled=_joined(train),
-        skipped_rows=skipped_train + skipped_dev,
-    )
+    splits = {"train": train, "valid": valid, "test": test}
+    return _task(info, label_names, splits, skipped_train + skipped_dev)
 
 
 def _load_tapt(info: DatasetInfo, data_dir: Any) -> TextTask:
@@ -316,8 +326,6 @@ def _load_tapt(info: DatasetInfo, data_dir: Any) -> TextTask:
         ]
         for split, rows in splits.items()
     }
-    _check_nonempty(info.key, examples)
-
     unlabeled: list[str] = []
     for name in ("domain.1xTAPT.txt", "train.txt"):
         path = dataset_file(info.key, name, data_dir)
@@ -326,19 +334,7 @@ def _load_tapt(info: DatasetInfo, data_dir: Any) -> TextTask:
             if unlabeled:
                 break
             log.warning("%s: no non-empty lines; trying the next unlabeled source", path)
-    if not unlabeled:
-        unlabeled = _joined(examples["train"])
-    return TextTask(
-        key=info.key,
-        task_type=info.task_type,
-        metric=info.metric,
-        label_names=label_names,
-        train=examples["train"],
-        valid=examples["valid"],
-        test=examples["test"],
-        unlabeled=unlabeled,
-        skipped_rows=skipped,
-    )
+    return _task(info, label_names, examples, skipped, unlabeled)
 
 
 def _agnews_classes(folder: Path) -> list[str]:
@@ -435,18 +431,7 @@ def _load_agnews(info: DatasetInfo, data_dir: Any, seed: int) -> TextTask:
         train = [rest[i] for i in train_idx]
         valid = [rest[i] for i in valid_idx]
         test = [test_all[i] for i in test_idx]
-    _check_nonempty(info.key, {"train": train, "valid": valid, "test": test})
-    return TextTask(
-        key=info.key,
-        task_type=info.task_type,
-        metric=info.metric,
-        label_names=label_names,
-        train=train,
-        valid=valid,
-        test=test,
-        unlabeled=_joined(train),
-        skipped_rows=skipped,
-    )
+    return _task(info, label_names, {"train": train, "valid": valid, "test": test}, skipped)
 
 
 def load_text_task(

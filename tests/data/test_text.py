@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -29,22 +28,11 @@ from tapweight.errors import DataError
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private cache and no network, until tests/conftest.py does this for every test."""
+    """A fresh cache per test (the cache tests count files in it) and no network."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("TAPWEIGHT_CACHE_DIR", str(cache))
     monkeypatch.setenv("TAPWEIGHT_OFFLINE", "1")
     return cache
-
-
-@pytest.fixture(scope="module")
-def data_dir() -> Path:
-    raw = os.environ.get("TAPWEIGHT_DATA_DIR")
-    if not raw:
-        pytest.skip("TAPWEIGHT_DATA_DIR is not set: point it at the real data folder to run this")
-    path = Path(raw)
-    if not path.is_dir():
-        pytest.skip(f"TAPWEIGHT_DATA_DIR={raw!r} is not a directory")
-    return path
 
 
 def _need(data_dir: Path, *folders: str) -> None:
