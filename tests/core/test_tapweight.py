@@ -347,3 +347,26 @@ def test_real_bbbp_run_moves_weights_and_writes_trajectory_and_encoder(data_dir,
     assert not torch.equal(
         state["x_embedding1.weight"], encoder.state_dict()["x_embedding1.weight"]
     )
+
+
+@pytest.mark.dataset
+@pytest.mark.parametrize("hypergradient", ["darts", "neumann"])
+def test_text_domain_run_with_the_papers_text_settings(data_dir, hypergradient):
+    from tapweight.components import build_components
+
+    parts = build_components(
+        "tapt_citation_intent", "tiny-bert", ["mlm", "simcse", "sop"], data_dir=data_dir,
+        max_corpus=64, max_length=48,
+    )  # fmt: skip
+    config = TapWeightConfig.for_text(
+        iterations=3, valid_every=3, hypergradient=hypergradient, progress=False,
+        pretrain_batch_size=8, finetune_batch_size=8, valid_batch_size=16,
+    )  # fmt: skip
+    runner = TapWeight(parts.encoder, parts.objectives, parts.corpus, parts.task, config,
+                       parts.corpus_collate)  # fmt: skip
+    assert isinstance(runner.levels["pretrain"].optimizer, torch.optim.AdamW)  # the compat fix
+    result = runner.run()
+    assert result.weights != [1 / 3] * 3 and abs(sum(result.weights) - 1) < 1e-6
+    point = result.trajectory[-1]
+    assert set(point.objective_losses) == {"mlm", "simcse", "sop"}
+    assert "valid_macro_f1" in point.metrics and 0 <= result.native_scores["test_macro_f1"] <= 1
