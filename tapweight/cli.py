@@ -317,9 +317,19 @@ def demo(
     )
 
 
+def _add_plugin_commands() -> None:
+    """Commands of higher layers (baselines, harness, service) register themselves through the
+    ``tapweight.commands`` entry point group, so this lowest layer never imports them."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="tapweight.commands"):
+        app.add_typer(entry.load(), name=entry.name)
+
+
 def main() -> None:
     """Console entry point: one-line errors for user mistakes."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _add_plugin_commands()
     try:
         app(standalone_mode=False)
     except TapWeightError as error:

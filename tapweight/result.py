@@ -56,6 +56,8 @@ class WeightingResult(BaseModel):
     cost: Cost
     native_scores: dict[str, float] = Field(default_factory=dict)
     """The strategy's own end model, where it has one (``valid_<metric>``, ``test_<metric>``)."""
+    continued_pretraining: bool = True
+    """False for ``no_cp``: the fair protocol then finetunes the starting encoder directly."""
     settings: dict[str, Any] = Field(default_factory=dict)
     encoder: Any = Field(default=None, exclude=True)
 

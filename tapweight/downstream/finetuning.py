@@ -115,6 +115,7 @@ def finetune(
     config: FinetuneConfig | None = None,
     reference: nn.Module | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    evaluate_test: bool = True,
 ) -> FinetuneResult:
     """Finetune a copy of ``encoder`` on ``task`` and score it once on test.
 
@@ -122,7 +123,10 @@ def finetune(
         encoder: left untouched; a deep copy is trained.
         reference: encoder of the proximal term; defaults to the starting encoder when
             ``prox_lam > 0``.
-        on_epoch: called with each epoch's record (train loss, validation metrics).
+        on_epoch: called with each epoch's record (train loss, validation metrics); it may
+            raise to stop early (e.g. ``optuna.TrialPruned``).
+        evaluate_test: False for search trials, which must never see the test split
+            (``result.test`` is then empty).
 
     Example:
         >>> result = finetune(encoder, task, FinetuneConfig(epochs=3))  # doctest: +SKIP
@@ -205,5 +209,5 @@ def finetune(
     valid_best = {
         k[len("valid_") :]: v for k, v in history[best_epoch - 1].items() if k.startswith("valid_")
     }
-    test = evaluate(model, task.loader("test", config.batch_size), metrics, device)
+    test = evaluate(model, task.loader("test", config.batch_size), metrics, device) if evaluate_test else {}
     return FinetuneResult(task.metric, best_epoch, valid_best, test, history, model)

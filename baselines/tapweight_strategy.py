@@ -1,0 +1,60 @@
+"""TapWeight seen as one weighting strategy among others (the harness treats all alike)."""
+
+from __future__ import annotations
+
+from baselines.base import Budget, ProgressCallback, Strategy
+from tapweight.components import Components
+from tapweight.core import TapWeight, TapWeightConfig
+from tapweight.result import WeightingResult
+
+__all__ = ["TapWeightStrategy"]
+
+
+class TapWeightStrategy(Strategy):
+    """λ learned by three-level optimization on the validation loss's hypergradient.
+
+    Runs :class:`~tapweight.core.TapWeight` for ``budget.pretrain.steps`` iterations.
+
+    Extra keyword settings go to :class:`~tapweight.core.TapWeightConfig` (``lam``,
+    ``hypergradient``, ``mode="blo"`` for the bi-level ablation, ...); text tasks start from the
+    paper's text settings.
+    """
+
+    name = "tapweight"
+    requires_validation = True
+
+    def __init__(self, *, seed: int = 0, **settings) -> None:
+        super().__init__(seed=seed)
+        self.settings = settings
+        TapWeightConfig.parse(**settings)  # refuse bad settings now, not after data loading
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(seed={self.seed}, settings={self.settings})"
+
+    def run(
+        self, parts: Components, budget: Budget, callback: ProgressCallback | None = None
+    ) -> WeightingResult:
+        self.check(parts, budget)
+        pretrain = budget.pretrain
+        settings = {
+            "iterations": pretrain.steps,
+            "valid_every": max(1, pretrain.steps // 10),
+            "checkpoint_every": pretrain.steps,
+            "pretrain_batch_size": pretrain.batch_size,
+            "finetune_batch_size": budget.finetune.batch_size,
+            "device": pretrain.device,
+            "seed": self.seed,
+            "progress": pretrain.progress,
+            **self.settings,
+        }
+        if parts.domain == "text":
+            config = TapWeightConfig.for_text(**settings)
+        else:
+            if parts.task.task_type == "regression":
+                settings.setdefault("reweight_lr", 10.0)  # the paper's λ lr for regression
+            config = TapWeightConfig.parse(**settings)
+        runner = TapWeight(
+            parts.encoder, parts.objectives, parts.corpus, parts.task, config,
+            parts.corpus_collate, callback=callback,
+        )  # fmt: skip
+        return runner.run()
