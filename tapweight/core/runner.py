@@ -68,7 +68,8 @@ class TapWeight:
 
     Args:
         encoder: the starting encoder (left untouched; copies are trained).
-        objectives: the continued-pretraining objectives (their heads are trained in place).
+        objectives: the continued-pretraining objectives (copied: the caller's heads stay as
+            they are, so one set of components can serve several strategies).
         corpus: unlabeled dataset for continued pretraining.
         task: the downstream task; its test split is read once, at the very end.
         config: settings (see :class:`TapWeightConfig`).
@@ -104,6 +105,7 @@ class TapWeight:
             torch.set_num_threads(1)
         torch.manual_seed(cfg.seed)
         mean, std = task.train_target_stats() if task.task_type == "regression" else (None, None)
+        objectives = copy.deepcopy(objectives)
         self.logits = ObjectiveLogits(len(objectives))
         batches = ResumableBatches(corpus, cfg.pretrain_batch_size, cfg.seed, corpus_collate)
         train = ResumableBatches(task.train, cfg.finetune_batch_size, cfg.seed + 1, task.collate)

@@ -370,3 +370,24 @@ def test_text_domain_run_with_the_papers_text_settings(data_dir, hypergradient):
     point = result.trajectory[-1]
     assert set(point.objective_losses) == {"mlm", "simcse", "sop"}
     assert "valid_macro_f1" in point.metrics and 0 <= result.native_scores["test_macro_f1"] <= 1
+
+
+def test_the_callers_encoder_and_objective_heads_are_left_untouched(freesolv_task):
+    runner = _molecule_runner(freesolv_task, iterations=2)
+    trained = runner.levels["pretrain"].module
+    before = {k: v.clone() for k, v in trained.objectives.state_dict().items()}
+    runner.run()
+    assert any(not torch.equal(before[k], v) for k, v in trained.objectives.state_dict().items())
+
+    from tapweight.models import HuGNN
+    from tapweight.objectives import build_objectives
+
+    encoder = HuGNN("gin", num_layers=2, emb_dim=32)
+    objectives = build_objectives(["attr_mask", "motif"], encoder, "molecule")
+    start = {
+        k: v.clone() for k, v in [*encoder.state_dict().items(), *objectives.state_dict().items()]
+    }
+    config = TapWeightConfig(iterations=2, progress=False, pretrain_batch_size=32)
+    TapWeight(encoder, objectives, freesolv_task.train, freesolv_task, config).run()
+    after = {**encoder.state_dict(), **objectives.state_dict()}
+    assert all(torch.equal(start[k], after[k]) for k in start)
