@@ -8,7 +8,6 @@ this class runs them in turn and keeps the best validation score.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from itertools import combinations
 from math import comb
@@ -16,11 +15,11 @@ from math import comb
 from tqdm.auto import tqdm
 
 from baselines.base import Budget, ProgressCallback, Strategy
-from baselines.trial import train_with_weights
+from baselines.trial import SearchTrials
 from tapweight.components import Components
 from tapweight.downstream.metrics import is_better
 from tapweight.errors import ConfigError
-from tapweight.result import Cost, TrajectoryPoint, WeightingResult
+from tapweight.result import TrajectoryPoint, WeightingResult
 
 __all__ = ["GridSearch", "simplex_lattice"]
 
@@ -99,32 +98,13 @@ class GridSearch(Strategy):
         self, parts: Components, budget: Budget, callback: ProgressCallback | None = None
     ) -> WeightingResult:
         self.check(parts, budget)
-        began, passes, metric = time.perf_counter(), 0, parts.task.metric
-        kept: dict[str, object] = {"score": None, "encoder": None}  # only the best encoder
-
-        def evaluate(weights: list[float]) -> float:
-            nonlocal passes
-            trial = train_with_weights(parts, weights, budget, self.seed)
-            passes += trial.passes
-            if is_better(metric, trial.valid_score, kept["score"]):  # type: ignore[arg-type]
-                kept.update(score=trial.valid_score, encoder=trial.encoder)
-            return trial.valid_score
-
+        trials = SearchTrials(parts, budget, self.seed)
         best, score, history = self.search(
-            len(parts.objectives), evaluate, metric, callback, budget.pretrain.progress
+            len(parts.objectives),
+            trials.evaluate,
+            trials.metric,
+            callback,
+            budget.pretrain.progress,
         )
-        return WeightingResult(
-            strategy="grid",
-            objective_names=[o.name for o in parts.objectives],
-            weights=best,
-            trajectory=history,
-            cost=Cost(
-                wall_clock_s=time.perf_counter() - began,
-                device=budget.pretrain.device,
-                passes={"pretrain": passes},
-                full_trainings=len(history),
-            ),
-            native_scores={f"valid_{metric}": score},
-            settings={"resolution": self.resolution, "points": len(history)},
-            encoder=kept["encoder"],
-        )
+        settings = {"resolution": self.resolution, "points": len(history)}
+        return trials.result("grid", best, score, history, settings)

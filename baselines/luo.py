@@ -112,11 +112,7 @@ class Luo(Strategy):
         objectives = copy.deepcopy(parts.objectives).to(config.device)
         names = [o.name for o in objectives]
         params = [*encoder.parameters(), *objectives.parameters()]
-        optimizer = (
-            torch.optim.SGD(params, lr=config.lr, momentum=0.9)
-            if config.optimizer == "sgd"
-            else torch.optim.Adam(params, lr=config.lr)
-        )
+        optimizer = config.make_optimizer(params)
         corpus, heldout = parts.corpus, []
         if not aware:  # hold a seeded part of the corpus out of training
             order = torch.randperm(len(corpus), generator=torch.Generator().manual_seed(self.seed))

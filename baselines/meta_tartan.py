@@ -140,11 +140,7 @@ class MetaTartan(Strategy):
         encoder_params = list(model.encoder.parameters())
         names = [objective.name for objective in objectives]
         params = [*encoder_params, *model.head.parameters(), *objectives.parameters()]
-        optimizer = (
-            torch.optim.SGD(params, lr=config.lr, momentum=0.9)
-            if config.optimizer == "sgd"
-            else torch.optim.Adam(params, lr=config.lr)
-        )
+        optimizer = config.make_optimizer(params)
         corpus = ResumableBatches(parts.corpus, config.batch_size, self.seed, parts.corpus_collate)
         train = ResumableBatches(task.train, config.batch_size, self.seed + 1, task.collate)
         valid = ResumableBatches(task.valid, config.batch_size, self.seed + 2, task.collate)

@@ -152,11 +152,7 @@ class Mometas(Strategy):
         encoder = copy.deepcopy(parts.encoder).to(device).train()
         objectives = copy.deepcopy(parts.objectives).to(device).train()
         params = [*encoder.parameters(), *objectives.parameters()]
-        optimizer = (
-            torch.optim.SGD(params, lr=config.lr, momentum=0.9)
-            if config.optimizer == "sgd"
-            else torch.optim.Adam(params, lr=config.lr)
-        )
+        optimizer = config.make_optimizer(params)
         train, heldout = self._split(parts, config.batch_size)
         heldout = [to_device(b, device) for b in heldout]
         batches = ResumableBatches(train, config.batch_size, self.seed, parts.corpus_collate)

@@ -9,17 +9,16 @@ as the grid; intermediate validation scores (one per finetuning epoch) feed the 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 
 from tqdm.auto import tqdm
 
 from baselines.base import Budget, ProgressCallback, Strategy
-from baselines.trial import train_with_weights
+from baselines.trial import SearchTrials
 from tapweight.components import Components
 from tapweight.downstream.metrics import HIGHER_IS_BETTER, is_better
 from tapweight.errors import ConfigError
-from tapweight.result import Cost, TrajectoryPoint, WeightingResult
+from tapweight.result import TrajectoryPoint, WeightingResult
 
 __all__ = ["OptunaTPE", "weights_from_params", "search_space"]
 
@@ -129,36 +128,16 @@ class OptunaTPE(Strategy):
         self, parts: Components, budget: Budget, callback: ProgressCallback | None = None
     ) -> WeightingResult:
         self.check(parts, budget)
-        began, passes, metric = time.perf_counter(), 0, parts.task.metric
-        kept: dict[str, object] = {"score": None, "encoder": None}
+        trials = SearchTrials(parts, budget, self.seed)
 
         def evaluate(weights: list[float], report: Callable[[float, int], None]) -> float:
-            nonlocal passes
-
             def on_epoch(record: dict[str, float]) -> None:
-                report(record[f"valid_{metric}"], int(record["epoch"]))
+                report(record[f"valid_{trials.metric}"], int(record["epoch"]))
 
-            trial = train_with_weights(parts, weights, budget, self.seed, on_epoch=on_epoch)
-            passes += trial.passes
-            if is_better(metric, trial.valid_score, kept["score"]):  # type: ignore[arg-type]
-                kept.update(score=trial.valid_score, encoder=trial.encoder)
-            return trial.valid_score
+            return trials.evaluate(weights, on_epoch)
 
         weights, score, history = self.search(
-            len(parts.objectives), evaluate, metric, callback, budget.pretrain.progress
+            len(parts.objectives), evaluate, trials.metric, callback, budget.pretrain.progress
         )
-        return WeightingResult(
-            strategy="optuna",
-            objective_names=[o.name for o in parts.objectives],
-            weights=weights,
-            trajectory=history,
-            cost=Cost(
-                wall_clock_s=time.perf_counter() - began,
-                device=budget.pretrain.device,
-                passes={"pretrain": passes},
-                full_trainings=len(history),
-            ),
-            native_scores={f"valid_{metric}": score},
-            settings={"n_trials": self.n_trials, "pruner": self.pruner, "completed": len(history)},
-            encoder=kept["encoder"],
-        )
+        settings = {"n_trials": self.n_trials, "pruner": self.pruner, "completed": len(history)}
+        return trials.result("optuna", weights, score, history, settings)

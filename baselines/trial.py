@@ -15,9 +15,11 @@ from torch import nn
 from baselines.base import Budget
 from tapweight.components import Components
 from tapweight.downstream.finetuning import FinetuneResult, finetune
+from tapweight.downstream.metrics import is_better
 from tapweight.pretrain import continued_pretrain
+from tapweight.result import Cost, TrajectoryPoint, WeightingResult
 
-__all__ = ["TrialOutcome", "train_with_weights"]
+__all__ = ["TrialOutcome", "SearchTrials", "train_with_weights"]
 
 
 @dataclass
@@ -62,3 +64,45 @@ def train_with_weights(
         seconds=time.perf_counter() - start,
         passes=passes,
     )
+
+
+class SearchTrials:
+    """Bookkeeping shared by the search strategies (grid, Optuna): runs trials, counts passes and
+    keeps only the best trial's encoder (not one per trial)."""
+
+    def __init__(self, parts: Components, budget: Budget, seed: int) -> None:
+        self.parts, self.budget, self.seed = parts, budget, seed
+        self.metric = parts.task.metric
+        self.began = time.perf_counter()
+        self.passes = 0
+        self.best_score: float | None = None
+        self.best_encoder: nn.Module | None = None
+
+    def evaluate(
+        self, weights: list[float], on_epoch: Callable[[dict[str, float]], None] | None = None
+    ) -> float:
+        trial = train_with_weights(self.parts, weights, self.budget, self.seed, on_epoch)
+        self.passes += trial.passes
+        if is_better(self.metric, trial.valid_score, self.best_score):
+            self.best_score, self.best_encoder = trial.valid_score, trial.encoder
+        return trial.valid_score
+
+    def result(
+        self, strategy: str, weights: list[float], score: float, history: list[TrajectoryPoint],
+        settings: dict,
+    ) -> WeightingResult:  # fmt: skip
+        return WeightingResult(
+            strategy=strategy,
+            objective_names=[o.name for o in self.parts.objectives],
+            weights=weights,
+            trajectory=history,
+            cost=Cost(
+                wall_clock_s=time.perf_counter() - self.began,
+                device=self.budget.pretrain.device,
+                passes={"pretrain": self.passes},
+                full_trainings=len(history),
+            ),
+            native_scores={f"valid_{self.metric}": score},
+            settings=settings,
+            encoder=self.best_encoder,
+        )

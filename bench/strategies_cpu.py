@@ -50,6 +50,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--dataset", default="bbbp")
+    parser.add_argument("--steps", type=int, default=50, help="pretraining steps of one run")
+    parser.add_argument("--epochs", type=int, default=5, help="finetuning epochs")
+    parser.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args()
     os.environ.setdefault("TAPWEIGHT_OFFLINE", "1")
     from baselines import Budget, make_strategy
@@ -57,7 +60,9 @@ def main() -> None:
     from tapweight.downstream.finetuning import FinetuneConfig
     from tapweight.pretrain import PretrainConfig
 
-    steps, epochs, seeds = (10, 2, [0]) if args.quick else (50, 5, [0, 1])
+    steps, epochs, seeds = (
+        (10, 2, [0]) if args.quick else (args.steps, args.epochs, list(range(args.seeds)))
+    )
     strategies = {
         "no_cp": {},
         "uniform": {},

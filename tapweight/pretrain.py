@@ -43,6 +43,12 @@ class PretrainConfig(BaseModel):
     device: str = "cpu"
     progress: bool = True
 
+    def make_optimizer(self, params) -> torch.optim.Optimizer:
+        """The optimizer every continued-pretraining loop uses (SGD with momentum 0.9, or Adam)."""
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=self.lr, momentum=0.9)
+        return torch.optim.Adam(params, lr=self.lr)
+
 
 @dataclass
 class PretrainResult:
@@ -105,11 +111,7 @@ def continued_pretrain(
     encoder.to(config.device).train()
     objectives.to(config.device).train()
     params = [*encoder.parameters(), *objectives.parameters()]
-    optimizer = (
-        torch.optim.SGD(params, lr=config.lr, momentum=0.9)
-        if config.optimizer == "sgd"
-        else torch.optim.Adam(params, lr=config.lr)
-    )
+    optimizer = config.make_optimizer(params)
     result = PretrainResult(weights, [o.name for o in objectives])
     batches = cycle(corpus, min(config.batch_size, len(corpus)), config.seed, collate)
     bar = tqdm(

@@ -209,5 +209,7 @@ def finetune(
     valid_best = {
         k[len("valid_") :]: v for k, v in history[best_epoch - 1].items() if k.startswith("valid_")
     }
-    test = evaluate(model, task.loader("test", config.batch_size), metrics, device) if evaluate_test else {}
+    test = {}
+    if evaluate_test:  # the one read of the test split, with the best-on-validation weights
+        test = evaluate(model, task.loader("test", config.batch_size), metrics, device)
     return FinetuneResult(task.metric, best_epoch, valid_best, test, history, model)
