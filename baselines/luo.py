@@ -25,12 +25,12 @@ from tqdm.auto import tqdm
 
 from baselines.base import Budget, ProgressCallback, Strategy
 from tapweight.components import Components
-from tapweight.core.batches import ResumableBatches
-from tapweight.downstream.finetuning import to_device
+from tapweight.data.batches import ResumableBatches
 from tapweight.downstream.heads import batch_targets, task_loss
 from tapweight.downstream.task import make_loader
-from tapweight.errors import ConfigError, TrainingError
+from tapweight.errors import ConfigError
 from tapweight.result import Cost, TrajectoryPoint, WeightingResult
+from tapweight.training import descend, to_device
 
 __all__ = ["Luo"]
 
@@ -143,13 +143,7 @@ class Luo(Strategy):
             encoder.train(), objectives.train()
             for _ in range(self.episode_steps):
                 loss = objectives[action].loss(encoder, to_device(next(batches), config.device))
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"{names[action]} loss became {loss.item()} at step {steps}"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                descend(optimizer, loss, f"{names[action]} at step {steps}")
                 steps, last_losses[names[action]] = steps + 1, loss.item()
             after, heldout_losses = score()
             probes += self.probe_steps if aware else 0

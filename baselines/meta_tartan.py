@@ -21,11 +21,12 @@ from tqdm.auto import tqdm
 
 from baselines.base import Budget, ProgressCallback, Strategy
 from tapweight.components import Components
-from tapweight.core.batches import ResumableBatches
-from tapweight.downstream.finetuning import evaluate, to_device
+from tapweight.data.batches import ResumableBatches
+from tapweight.downstream.finetuning import evaluate
 from tapweight.downstream.heads import TaskModel, batch_targets, task_loss
 from tapweight.errors import ConfigError, TrainingError
 from tapweight.result import Cost, TrajectoryPoint, WeightingResult
+from tapweight.training import to_device
 
 __all__ = ["MetaTartan"]
 

@@ -19,10 +19,10 @@ from tqdm.auto import tqdm
 
 from baselines.base import Budget, ProgressCallback, Strategy
 from tapweight.components import Components
-from tapweight.core.batches import ResumableBatches
-from tapweight.downstream.finetuning import to_device
-from tapweight.errors import ConfigError, TrainingError
+from tapweight.data.batches import ResumableBatches
+from tapweight.errors import ConfigError
 from tapweight.result import Cost, TrajectoryPoint, WeightingResult
+from tapweight.training import descend, to_device
 
 __all__ = ["Mometas"]
 
@@ -166,11 +166,7 @@ class Mometas(Strategy):
             if step:
                 choice = policy.sample()
                 loss = objectives[choice].loss(encoder, to_device(next(batches), device))
-                if not torch.isfinite(loss):
-                    raise TrainingError(f"{names[choice]} loss is {loss.item()} at step {step}")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                descend(optimizer, loss, f"{names[choice]} at step {step}")
             if step % self.update_every:
                 continue
             losses, metrics = self._heldout_losses(encoder, objectives, heldout), {}

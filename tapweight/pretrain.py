@@ -7,7 +7,7 @@ protocol that retrains every strategy's weights; TapWeight's bottom level uses t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from tapweight.downstream.finetuning import to_device
-from tapweight.downstream.task import make_loader
-from tapweight.errors import ConfigError, TrainingError
+from tapweight.data.batches import ResumableBatches
+from tapweight.errors import ConfigError
+from tapweight.training import descend, to_device
 
 __all__ = [
     "PretrainConfig",
@@ -26,7 +26,6 @@ __all__ = [
     "continued_pretrain",
     "weighted_loss",
     "normalize_weights",
-    "cycle",
 ]
 
 
@@ -84,16 +83,6 @@ def weighted_loss(
     return total, parts
 
 
-def cycle(
-    dataset: Any, batch_size: int, seed: int, collate: Callable | None = None
-) -> Iterator[Any]:
-    """Endless shuffled batches; epoch ``e`` is shuffled with seed ``seed + e``."""
-    epoch = 0
-    while True:
-        yield from make_loader(dataset, batch_size, True, seed + epoch, collate)
-        epoch += 1
-
-
 def continued_pretrain(
     encoder: nn.Module,
     objectives: nn.ModuleList,
@@ -113,7 +102,7 @@ def continued_pretrain(
     params = [*encoder.parameters(), *objectives.parameters()]
     optimizer = config.make_optimizer(params)
     result = PretrainResult(weights, [o.name for o in objectives])
-    batches = cycle(corpus, min(config.batch_size, len(corpus)), config.seed, collate)
+    batches = ResumableBatches(corpus, config.batch_size, config.seed, collate)
     bar = tqdm(
         range(config.steps),
         desc="continued pretraining",
@@ -123,13 +112,7 @@ def continued_pretrain(
     for step in bar:
         batch = to_device(next(batches), config.device)
         loss, parts = weighted_loss(encoder, objectives, weights, batch)
-        if not torch.isfinite(loss):
-            raise TrainingError(
-                f"pretraining loss became {loss.item()} at step {step}; lower the learning rate"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        descend(optimizer, loss, f"continued pretraining step {step}")
         result.losses.append(parts)
         result.forward_backward_passes += 1
         bar.set_postfix(loss=f"{loss.item():.3f}")

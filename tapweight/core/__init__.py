@@ -3,8 +3,7 @@ hypergradients."""
 
 from __future__ import annotations
 
-from tapweight.core.batches import ResumableBatches
 from tapweight.core.config import HYPERGRADIENTS, TapWeightConfig
 from tapweight.core.runner import CHECKPOINT_NAME, TapWeight
 
-__all__ = ["CHECKPOINT_NAME", "HYPERGRADIENTS", "ResumableBatches", "TapWeight", "TapWeightConfig"]
+__all__ = ["CHECKPOINT_NAME", "HYPERGRADIENTS", "TapWeight", "TapWeightConfig"]

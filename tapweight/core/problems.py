@@ -18,11 +18,12 @@ from betty.configs import Config
 from betty.problems import ImplicitProblem
 from torch import Tensor, nn
 
-from tapweight.core.batches import ResumableBatches
-from tapweight.downstream.finetuning import proximal_term, to_device
+from tapweight.data.batches import ResumableBatches
+from tapweight.downstream.finetuning import proximal_term
 from tapweight.downstream.heads import TaskModel
 from tapweight.errors import TrainingError
 from tapweight.pretrain import weighted_loss
+from tapweight.training import to_device
 
 __all__ = [
     "Level",

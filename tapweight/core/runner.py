@@ -31,7 +31,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tapweight.core import compat
-from tapweight.core.batches import ResumableBatches
 from tapweight.core.config import RESUMABLE_FIELDS, TapWeightConfig
 from tapweight.core.problems import (
     Finetune,
@@ -43,6 +42,7 @@ from tapweight.core.problems import (
     PretrainModel,
     Reweight,
 )
+from tapweight.data.batches import ResumableBatches
 from tapweight.downstream.finetuning import evaluate
 from tapweight.downstream.heads import TaskModel
 from tapweight.downstream.task import DownstreamTask

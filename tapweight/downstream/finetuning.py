@@ -23,8 +23,9 @@ from tapweight.downstream.heads import TaskModel, batch_targets
 from tapweight.downstream.metrics import is_better, metrics_for, score
 from tapweight.downstream.task import DownstreamTask
 from tapweight.errors import TrainingError
+from tapweight.training import descend, to_device
 
-__all__ = ["FinetuneConfig", "FinetuneResult", "finetune", "evaluate", "proximal_term", "to_device"]
+__all__ = ["FinetuneConfig", "FinetuneResult", "finetune", "evaluate", "proximal_term"]
 
 
 class FinetuneConfig(BaseModel):
@@ -66,12 +67,6 @@ class FinetuneResult:
     @property
     def test_score(self) -> float:
         return self.test[self.metric]
-
-
-def to_device(batch, device: str | torch.device):
-    if isinstance(batch, dict):
-        return {k: v.to(device) for k, v in batch.items()}
-    return batch.to(device)
 
 
 def proximal_term(model: nn.Module, reference: nn.Module, normalize: bool = False) -> Tensor:
@@ -168,14 +163,7 @@ def finetune(
                 loss = loss + config.prox_lam * proximal_term(
                     model.encoder, reference, config.prox_normalize
                 )
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"finetuning loss became {loss.item()} at epoch {epoch} step {step}; "
-                    "lower the learning rate"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            descend(optimizer, loss, f"finetuning epoch {epoch} step {step}")
             losses.append(loss.item())
         valid = evaluate(model, valid_loader, metrics, device)
         record = {

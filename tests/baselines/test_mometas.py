@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import default_collate
 
 from baselines.base import Budget
 from baselines.mometas import Mometas
@@ -20,6 +20,8 @@ from tapweight.objectives.base import Objective
 from tapweight.pretrain import PretrainConfig
 from tapweight.result import WeightingResult
 
+from ..core.synthetic import Rows
+
 
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
@@ -28,17 +30,6 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-class Rows(Dataset):
-    def __init__(self, **columns: torch.Tensor) -> None:
-        self.columns = columns
-
-    def __len__(self) -> int:
-        return len(next(iter(self.columns.values())))
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {k: v[index] for k, v in self.columns.items()}
 
 
 class Encoder(nn.Module):
