@@ -1,0 +1,230 @@
+"""/jobs: submit, list, inspect, cancel, stream and report experiment jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, PlainTextResponse
+from sqlalchemy.orm import Session, sessionmaker
+from sse_starlette import EventSourceResponse
+
+from harness.spec import ExperimentSpec
+from service import crud
+from service.api.deps import (
+    OwnerDep,
+    SessionDep,
+    SettingsDep,
+    StreamOwnerDep,
+    check_spec_references,
+)
+from service.models import Job, JobStatus
+from service.runs import read_lines, report_file
+from service.schemas import (
+    JobAccepted,
+    JobDetail,
+    JobPage,
+    JobSummary,
+    Problem,
+    ResultRow,
+    StatusChange,
+    StrategyResult,
+    TrialProgress,
+)
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+NOT_FOUND = {404: {"model": Problem, "description": "no such job for this token"}}
+REPORT_POLICY = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
+
+
+def _job_or_404(session: Session, owner: str, job_id: str) -> Job:
+    job = crud.get_job(session, owner, job_id)
+    if job is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id!r}")
+    return job
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobAccepted,
+    responses={
+        409: {"model": Problem, "description": "Idempotency-Key reused for another spec"},
+        413: {"description": "body over the size limit"},
+    },
+)
+def submit_job(
+    spec: ExperimentSpec,
+    owner: OwnerDep,
+    _checked: Annotated[None, Depends(check_spec_references)],
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            description="retries with the same key return the first job instead of a new one",
+        ),
+    ] = None,
+) -> JobAccepted:
+    """Queue an experiment; it runs through the harness as a Ray job."""
+    try:
+        job, created = crud.create_job(session, owner, spec, idempotency_key, settings.runs_dir)
+    except crud.IdempotencyConflict:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "this Idempotency-Key was used for a different spec"
+        ) from None
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return JobAccepted(id=job.id, status=job.status, created=created)
+
+
+@router.get("", response_model=JobPage)
+def list_jobs(
+    owner: OwnerDep,
+    session: SessionDep,
+    status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> JobPage:
+    """This token's jobs, newest first."""
+    jobs, total = crud.list_jobs(session, owner, status_filter, limit, offset)
+    return JobPage(
+        items=[JobSummary.model_validate(job) for job in jobs],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/{job_id}", response_model=JobDetail, responses=NOT_FOUND)
+def get_job(job_id: str, owner: OwnerDep, session: SessionDep, request: Request) -> JobDetail:
+    """Status and history; progress per trial while it runs; weights and scores per strategy
+    (and per seed) as trials finish."""
+    job = _job_or_404(session, owner, job_id)
+    progress = request.app.state.progress.trials(Path(job.run_dir))
+    return JobDetail(
+        **JobSummary.model_validate(job).model_dump(exclude={"links"}),
+        spec=job.spec,
+        history=[StatusChange(status=e.status, detail=e.detail, at=e.at) for e in job.events],
+        progress=[TrialProgress.model_validate(trial) for trial in progress],
+        results=[StrategyResult.model_validate(s) for s in crud.summarize_results(job.results)],
+    )
+
+
+@router.get("/{job_id}/results", response_model=list[ResultRow], responses=NOT_FOUND)
+def get_results(job_id: str, owner: OwnerDep, session: SessionDep) -> list[ResultRow]:
+    """Every finished trial's full results row (with its weight trajectory)."""
+    job = _job_or_404(session, owner, job_id)
+    return [ResultRow(trial=result.trial, row=result.row) for result in job.results]
+
+
+@router.post(
+    "/{job_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobSummary,
+    responses={**NOT_FOUND, 409: {"model": Problem, "description": "the job already finished"}},
+)
+def cancel_job(job_id: str, owner: OwnerDep, session: SessionDep) -> JobSummary:
+    """Cancel a queued job at once, or ask Ray to stop a running one."""
+    job = _job_or_404(session, owner, job_id)
+    if job.status.final:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} already {job.status.value}")
+    crud.request_cancel(session, job)
+    return JobSummary.model_validate(job)
+
+
+@router.get(
+    "/{job_id}/report",
+    responses={
+        **NOT_FOUND,
+        200: {"content": {"text/html": {}, "text/markdown": {}}, "description": "the report"},
+    },
+    response_class=HTMLResponse,
+)
+def get_report(
+    job_id: str,
+    owner: OwnerDep,
+    session: SessionDep,
+    format: Literal["html", "md"] = "html",
+) -> Response:
+    """The harness report (written when the run ends)."""
+    job = _job_or_404(session, owner, job_id)
+    path = report_file(Path(job.run_dir), format)
+    if path is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} has no report yet")
+    if format == "md":
+        return PlainTextResponse(path.read_text(), media_type="text/markdown")
+    return HTMLResponse(path.read_text(), headers={"Content-Security-Policy": REPORT_POLICY})
+
+
+@router.get(
+    "/{job_id}/events",
+    responses={
+        **NOT_FOUND,
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "the run's events.jsonl as server-sent events; ends with the job",
+        },
+    },
+    response_class=EventSourceResponse,
+)
+async def stream_events(
+    job_id: str,
+    owner: StreamOwnerDep,
+    request: Request,
+    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+) -> EventSourceResponse:
+    """Progress, λ updates and trial results as the run writes them; a final ``end`` event
+    carries the job's status. ``Last-Event-ID`` resumes after the last event received."""
+    sessions = request.app.state.sessions
+    run_dir = await run_in_threadpool(_owned_run_dir, sessions, owner, job_id)
+    offset = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    poll = request.app.state.settings.poll_interval_s
+    return EventSourceResponse(_events(sessions, job_id, run_dir, offset, poll), ping=15)
+
+
+def _owned_run_dir(sessions: sessionmaker[Session], owner: str, job_id: str) -> Path:
+    with sessions() as session:
+        return Path(_job_or_404(session, owner, job_id).run_dir)
+
+
+def _job_status(sessions: sessionmaker[Session], job_id: str) -> JobStatus:
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        return job.status if job is not None else JobStatus.cancelled
+
+
+def _read_from(path: Path, offset: int) -> list[tuple[int, dict]]:
+    return list(read_lines(path, offset))
+
+
+async def _events(
+    sessions: sessionmaker[Session], job_id: str, run_dir: Path, offset: int, poll: float
+) -> AsyncIterator[dict]:
+    path = run_dir / "events.jsonl"
+    last_status = None
+    while True:
+        # Read the status before the file: once final, the file is complete.
+        current = await run_in_threadpool(_job_status, sessions, job_id)
+        if current != last_status:
+            last_status = current
+            yield {"event": "status", "data": json.dumps({"status": current.value})}
+        lines = await run_in_threadpool(_read_from, path, offset)
+        for offset, event in lines:
+            yield {
+                "id": str(offset),
+                "event": str(event.get("type", "message")),
+                "data": json.dumps(event),
+            }
+        if current.final:
+            yield {"event": "end", "data": json.dumps({"status": current.value})}
+            return
+        await asyncio.sleep(poll)

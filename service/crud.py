@@ -1,0 +1,171 @@
+"""Store operations on jobs; every status change goes through :func:`set_status` so that the
+history of a job is complete."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from harness.spec import ExperimentSpec
+from service.models import (
+    ACTIVE_STATUSES,
+    Job,
+    JobEvent,
+    JobStatus,
+    TrialResult,
+    new_job_id,
+    utcnow,
+)
+from service.runs import trial_key
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before for a different spec."""
+
+
+def create_job(
+    session: Session, owner: str, spec: ExperimentSpec, key: str | None, runs_dir: Path
+) -> tuple[Job, bool]:
+    """Insert a queued job; ``(job, False)`` is an earlier job with the same key.
+
+    The unique constraint on (owner, key) decides between concurrent requests: the loser's
+    insert fails and it returns the winner's job.
+    """
+    job_id = new_job_id()
+    job = Job(
+        id=job_id,
+        owner=owner,
+        name=spec.name,
+        spec=spec.model_dump(mode="json"),
+        spec_hash=spec.spec_hash(),
+        idempotency_key=key,
+        run_dir=str((runs_dir / job_id).resolve()),
+        status=JobStatus.queued,
+    )
+    job.events.append(JobEvent(status=JobStatus.queued.value, detail="submitted"))
+    session.add(job)
+    try:
+        session.commit()
+        return job, True
+    except IntegrityError:
+        session.rollback()
+        if key is None:
+            raise
+    existing = session.scalars(select(Job).where(Job.owner == owner, Job.idempotency_key == key))
+    earlier = existing.one()
+    if earlier.spec_hash != job.spec_hash:
+        raise IdempotencyConflict(key)
+    return earlier, False
+
+
+def get_job(session: Session, owner: str, job_id: str) -> Job | None:
+    """The job when it exists and belongs to ``owner`` (another owner's job is not found)."""
+    job = session.get(Job, job_id)
+    return job if job is not None and job.owner == owner else None
+
+
+def list_jobs(
+    session: Session, owner: str, status: JobStatus | None, limit: int, offset: int
+) -> tuple[list[Job], int]:
+    query = select(Job).where(Job.owner == owner)
+    if status is not None:
+        query = query.where(Job.status == status)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
+    return list(session.scalars(page)), total
+
+
+def set_status(job: Job, status: JobStatus, detail: str | None = None) -> None:
+    """Move a job and record the transition (with its time) in ``job_events``."""
+    job.status = status
+    job.updated_at = utcnow()
+    if status.final:
+        job.finished_at = job.updated_at
+    job.events.append(JobEvent(status=status.value, detail=detail))
+
+
+def request_cancel(session: Session, job: Job) -> None:
+    """A queued job is cancelled at once; a submitted or running one is stopped on Ray by the
+    reconciler, which then moves it to cancelled."""
+    if job.status is JobStatus.queued:
+        set_status(job, JobStatus.cancelled, "cancelled before it was submitted")
+    elif not job.cancel_requested:
+        job.cancel_requested = True
+        job.events.append(JobEvent(status="cancel_requested", detail="cancel requested"))
+    session.commit()
+
+
+def active_job_ids(session: Session) -> list[str]:
+    return list(session.scalars(select(Job.id).where(Job.status.in_(ACTIVE_STATUSES))))
+
+
+def store_results(session: Session, job: Job, rows: list[dict[str, Any]]) -> int:
+    """Insert the results rows not stored yet; returns how many were new."""
+    known = set(session.scalars(select(TrialResult.trial).where(TrialResult.job_id == job.id)))
+    new = 0
+    for row in rows:
+        key = trial_key(row)
+        if key in known:
+            continue
+        retrained = row.get("retrained") or {}
+        job.results.append(
+            TrialResult(
+                trial=key,
+                dataset=row["dataset"],
+                strategy=row["strategy"],
+                seed=int(row["seed"]),
+                metric=retrained.get("metric"),
+                valid_mean=retrained.get("valid_mean"),
+                test_mean=retrained.get("test_mean"),
+                row=row,
+            )
+        )
+        known.add(key)
+        new += 1
+    return new
+
+
+def summarize_results(results: list[TrialResult]) -> list[dict[str, Any]]:
+    """Per dataset and strategy: weights averaged over seeds, score mean and spread over seeds,
+    and each seed's own weights, scores and cost."""
+    groups: dict[tuple[str, str], list[TrialResult]] = defaultdict(list)
+    for result in results:
+        groups[(result.dataset, result.strategy)].append(result)
+    summary = []
+    for (dataset, strategy), members in groups.items():
+        members.sort(key=lambda r: r.seed)
+        names = members[0].row.get("objective_names") or []
+        weights = [m.row.get("weights") for m in members if m.row.get("weights") is not None]
+        tests = [m.test_mean for m in members if m.test_mean is not None]
+        valids = [m.valid_mean for m in members if m.valid_mean is not None]
+        summary.append(
+            {
+                "dataset": dataset,
+                "strategy": strategy,
+                "metric": members[0].metric,
+                "objective_names": names,
+                "weights": [statistics.fmean(column) for column in zip(*weights, strict=True)]
+                if weights
+                else None,
+                "test_mean": statistics.fmean(tests) if tests else None,
+                "test_std": statistics.stdev(tests) if len(tests) > 1 else 0.0 if tests else None,
+                "valid_mean": statistics.fmean(valids) if valids else None,
+                "seeds": [
+                    {
+                        "seed": m.seed,
+                        "weights": m.row.get("weights"),
+                        "valid_mean": m.valid_mean,
+                        "test_mean": m.test_mean,
+                        "cost": m.row.get("cost") or {},
+                    }
+                    for m in members
+                ],
+            }
+        )
+    return summary

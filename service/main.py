@@ -1,0 +1,98 @@
+"""The FastAPI application: routes, dashboard, error handling, and the reconciler's lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api.main import api_router
+from service.auth import TokenAuth
+from service.db import make_engine, make_sessionmaker, upgrade
+from service.errors import install_error_handlers
+from service.executor import RayExecutor
+from service.reconciler import Reconciler
+from service.runs import ProgressReader
+from service.settings import Settings
+
+STATIC_DIR = Path(__file__).with_name("static")
+DASHBOARD_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+class SecurityHeaders:
+    """nosniff everywhere; a same-origin-only policy on the dashboard (pure ASGI, so that
+    event streams pass through unbuffered)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        dashboard = scope["path"].startswith("/dashboard")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                if dashboard:
+                    headers["Content-Security-Policy"] = DASHBOARD_POLICY
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        upgrade(engine)
+        settings.runs_dir.mkdir(parents=True, exist_ok=True)
+        app.state.sessions = make_sessionmaker(engine)
+        app.state.reconciler = None
+        if settings.executor == "ray":
+            app.state.reconciler = Reconciler(app.state.sessions, settings, RayExecutor(settings))
+            app.state.reconciler.start()
+        try:
+            yield
+        finally:
+            if app.state.reconciler is not None:
+                app.state.reconciler.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="TapWeight Harness service",
+        summary="Submit experiment specs, follow them on Ray, compare weighting strategies.",
+        version="0.1.0",
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.settings = settings
+    app.state.auth = TokenAuth(settings.api_tokens)
+    app.state.progress = ProgressReader()
+    app.include_router(api_router)
+    app.mount("/dashboard", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")
+
+    app.add_middleware(SecurityHeaders)
+    if settings.cors_origins:  # off unless origins are configured
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+        )
+
+    install_error_handlers(app)
+    return app

@@ -1,0 +1,164 @@
+"""Bookkeeping loop of the API process: hands queued jobs to Ray, follows them to a final
+state, stores their results, and re-queues what Ray lost.
+
+Ray calls happen outside database transactions (a slow cluster must not hold SQLite's write
+lock); each change is then applied in a short transaction that re-reads the job first, so a
+cancel that arrived meanwhile is never overwritten. The same pass runs at start-up, which is
+how a restarted service re-attaches to jobs still running on Ray, or re-queues them with
+``tapweight resume`` when Ray no longer knows them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import yaml
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import crud
+from service.db import transaction
+from service.executor import RayExecutor, RayUnavailable, RunInfo, RunState
+from service.models import Job, JobStatus
+from service.runs import SPEC_FILE, read_lines, read_status
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def clean_error(message: str | None, limit: int = 2000) -> str | None:
+    """A run's error as users may see it: no traceback, bounded length."""
+    if not message:
+        return None
+    message = message.split("Traceback (most recent call last)")[0].strip()
+    return message[:limit] or None
+
+
+class Reconciler:
+    def __init__(
+        self, sessions: sessionmaker[Session], settings: Settings, executor: RayExecutor
+    ) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._executor = executor
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.ray_reachable: bool | None = None  # None until the first Ray call
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # keep bookkeeping alive through any single bad pass
+                log.exception("reconciler pass failed")
+            self._stop.wait(self._settings.poll_interval_s)
+
+    def tick(self) -> None:
+        """One pass over every job that is not final."""
+        with self._sessions() as session:
+            job_ids = crud.active_job_ids(session)
+        for job_id in job_ids:
+            if self._stop.is_set():
+                return
+            try:
+                self._reconcile(job_id)
+                self.ray_reachable = True
+            except RayUnavailable as error:
+                self.ray_reachable = False
+                log.warning("%s", error)
+                return  # no point asking about the other jobs now
+
+    def _reconcile(self, job_id: str) -> None:
+        with self._sessions() as session:
+            job = session.get(Job, job_id)
+            if job is None or job.status.final:
+                return
+            status, submission_id = job.status, job.submission_id
+            cancel, attempts, run_dir = job.cancel_requested, job.attempts, Path(job.run_dir)
+            spec = job.spec
+        if status is JobStatus.queued:
+            if not cancel:
+                self._submit(job_id, spec, run_dir, attempts)
+            return
+        assert submission_id is not None
+        if cancel:
+            self._executor.stop(submission_id)
+        info = self._executor.info(submission_id)
+        self._ingest(job_id, run_dir)
+        with transaction(self._sessions) as session:
+            job = session.get(Job, job_id, with_for_update=True)
+            if job is None or job.status is not status or job.submission_id != submission_id:
+                return  # changed by someone else meanwhile; next pass sees the new state
+            self._follow(job, info, run_dir)
+
+    def _submit(self, job_id: str, spec: dict, run_dir: Path, attempts: int) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        spec_file = run_dir / SPEC_FILE
+        if not spec_file.exists():
+            spec_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+        resume = (run_dir / "spec.json").exists()  # the run started before: keep its trials
+        submission_id = f"tapweight-{job_id}-{attempts + 1}"
+        self._executor.submit(submission_id, run_dir, resume)
+        with transaction(self._sessions) as session:
+            job = session.get(Job, job_id, with_for_update=True)
+            if job is None:
+                return
+            job.submission_id = submission_id
+            job.attempts = attempts + 1
+            if job.status is JobStatus.queued and not job.cancel_requested:
+                how = "resumed from its checkpoints" if resume else "started"
+                crud.set_status(job, JobStatus.submitted, f"{how} as Ray job {submission_id}")
+            else:
+                job.cancel_requested = True  # cancelled while we submitted: stop it next pass
+
+    def _ingest(self, job_id: str, run_dir: Path) -> None:
+        rows = [row for _, row in read_lines(run_dir / "results.jsonl")]
+        status = read_status(run_dir) or {}
+        with transaction(self._sessions) as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                return
+            crud.store_results(session, job, rows)
+            if isinstance(status.get("trials_total"), int):
+                job.trials_total = status["trials_total"]
+            if isinstance(status.get("trials_done"), int):
+                job.trials_done = status["trials_done"]
+
+    def _follow(self, job: Job, info: RunInfo, run_dir: Path) -> None:
+        state = info.state
+        if state is RunState.pending:
+            return
+        if state is RunState.running:
+            if job.status is JobStatus.submitted:
+                crud.set_status(job, JobStatus.running, "running on Ray")
+            return
+        if state is RunState.succeeded:
+            crud.set_status(job, JobStatus.succeeded, "finished")
+            return
+        if state is RunState.stopped:
+            why = "stopped on request" if job.cancel_requested else "stopped on Ray directly"
+            crud.set_status(job, JobStatus.cancelled, why)
+            return
+        if state is RunState.failed and not info.infrastructure_failure:
+            run_error = (read_status(run_dir) or {}).get("error")
+            job.error = clean_error(run_error) or f"the run exited with code {info.exit_code}"
+            crud.set_status(job, JobStatus.failed, job.error)
+            return
+        # Lost by Ray (restarted head) or killed by Ray itself: resubmit from the checkpoints.
+        if job.cancel_requested:
+            crud.set_status(job, JobStatus.cancelled, "cancelled; Ray had already lost the run")
+        elif job.attempts > self._settings.max_requeues:
+            job.error = f"Ray lost the run {job.attempts} times; giving up"
+            crud.set_status(job, JobStatus.failed, job.error)
+        else:
+            crud.set_status(job, JobStatus.queued, f"Ray lost the run ({state.value}); re-queued")

@@ -1,0 +1,108 @@
+"""Read what a harness run writes into its directory (``status.json``, ``events.jsonl``,
+``results.jsonl``, ``report/``) while the run is still appending to it.
+
+Only complete lines are read: the writer may be half-way through the last one.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SPEC_FILE = "spec.yaml"
+
+
+def read_status(run_dir: Path) -> dict[str, Any] | None:
+    """The run's ``status.json``, or None before the run wrote one (or mid-rewrite)."""
+    try:
+        status = json.loads((run_dir / "status.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return status if isinstance(status, dict) else None
+
+
+def read_lines(path: Path, offset: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(offset after the line, object)`` for each complete JSON line from ``offset`` on."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            for line in handle:
+                if not line.endswith(b"\n"):
+                    return  # the writer is still on it
+                offset += len(line)
+                try:
+                    item = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(item, dict):
+                    yield offset, item
+    except FileNotFoundError:
+        return
+
+
+def trial_key(row: dict[str, Any]) -> str:
+    """The harness's trial name for a results row: ``<dataset>/<strategy label>/seed<k>``."""
+    return f"{row['dataset']}/{row['strategy']}/seed{row['seed']}"
+
+
+@dataclass
+class _Progress:
+    offset: int = 0
+    trials: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class ProgressReader:
+    """Per-trial progress from ``events.jsonl``, read incrementally and cached per file so that
+    polling a long run does not re-parse everything it logged."""
+
+    def __init__(self, capacity: int = 256) -> None:
+        self._cache: OrderedDict[Path, _Progress] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def trials(self, run_dir: Path) -> list[dict[str, Any]]:
+        path = run_dir / "events.jsonl"
+        with self._lock:
+            state = self._cache.pop(path, None) or _Progress()
+            self._cache[path] = state
+            while len(self._cache) > self._capacity:
+                self._cache.popitem(last=False)
+            for offset, event in read_lines(path, state.offset):
+                _apply(state.trials, event)
+                state.offset = offset
+            return [dict(trial) for trial in state.trials.values()]
+
+
+def _apply(trials: dict[str, dict[str, Any]], event: dict[str, Any]) -> None:
+    name = event.get("trial")
+    kind = event.get("type")
+    if not isinstance(name, str):
+        return
+    trial = trials.setdefault(
+        name, {"trial": name, "state": "pending", "step": None, "weights": None, "metrics": {}}
+    )
+    trial["updated"] = event.get("time")
+    if kind == "trial_started":
+        trial.update(state="running", error=None)
+    elif kind == "progress":
+        trial.update(state="running", step=event.get("step"), weights=event.get("weights"))
+        if isinstance(event.get("metrics"), dict):
+            trial["metrics"] = event["metrics"]
+    elif kind == "trial_error":
+        trial.update(state="error", error=str(event.get("error", "")) or None)
+    elif kind == "trial_result":
+        trial.update(state="done", error=None)
+        row = event.get("row")
+        if isinstance(row, dict) and row.get("weights") is not None:
+            trial["weights"] = row["weights"]
+
+
+def report_file(run_dir: Path, kind: str) -> Path | None:
+    """``report/report.html`` or ``report/report.md`` when the run wrote it."""
+    path = run_dir / "report" / f"report.{kind}"
+    return path if path.is_file() else None

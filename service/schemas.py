@@ -1,0 +1,127 @@
+"""API request/response shapes (the request body itself is the harness's ExperimentSpec)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from service.models import JobStatus
+
+
+class JobLinks(BaseModel):
+    self: str
+    events: str
+    results: str
+    report: str
+    cancel: str
+    dashboard: str
+
+    @classmethod
+    def for_job(cls, job_id: str) -> JobLinks:
+        base = f"/jobs/{job_id}"
+        return cls(
+            self=base,
+            events=f"{base}/events",
+            results=f"{base}/results",
+            report=f"{base}/report",
+            cancel=f"{base}/cancel",
+            dashboard=f"/dashboard/#job={job_id}",
+        )
+
+
+class _WithLinks(BaseModel):
+    id: str
+
+    @computed_field
+    @property
+    def links(self) -> JobLinks:
+        return JobLinks.for_job(self.id)
+
+
+class JobAccepted(_WithLinks):
+    status: JobStatus
+    created: bool = Field(description="false when the Idempotency-Key named an earlier job")
+
+
+class JobSummary(_WithLinks):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    status: JobStatus
+    cancel_requested: bool
+    spec_hash: str
+    trials_total: int | None
+    trials_done: int
+    error: str | None
+    attempts: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
+class JobPage(BaseModel):
+    items: list[JobSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class StatusChange(BaseModel):
+    status: str
+    detail: str | None
+    at: dt.datetime
+
+
+class TrialProgress(BaseModel):
+    trial: str = Field(description="<dataset>/<strategy label>/seed<k>")
+    state: Literal["pending", "running", "error", "done"]
+    step: int | None = None
+    weights: list[float] | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    updated: str | None = None
+
+
+class SeedScore(BaseModel):
+    seed: int
+    weights: list[float] | None
+    valid_mean: float | None
+    test_mean: float | None
+    cost: dict[str, Any]
+
+
+class StrategyResult(BaseModel):
+    dataset: str
+    strategy: str
+    metric: str | None
+    objective_names: list[str]
+    weights: list[float] | None = Field(description="mean over seeds, one per objective")
+    test_mean: float | None
+    test_std: float | None = Field(description="sample standard deviation over seeds")
+    valid_mean: float | None
+    seeds: list[SeedScore]
+
+
+class JobDetail(JobSummary):
+    spec: dict[str, Any]
+    history: list[StatusChange]
+    progress: list[TrialProgress]
+    results: list[StrategyResult]
+
+
+class ResultRow(BaseModel):
+    trial: str
+    row: dict[str, Any] = Field(description="the harness's results.jsonl row, trajectory included")
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "unreachable"]
+    executor: Literal["ray", "none"]
+    ray: Literal["reachable", "unreachable", "unknown"] | None
+
+
+class Problem(BaseModel):
+    detail: str
