@@ -25,6 +25,7 @@ from pathlib import Path
 
 import requests
 
+from service.runs import SPEC_FILE
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -60,12 +61,13 @@ class RunInfo:
 
 
 def entrypoint(run_dir: Path, resume: bool) -> str:
-    """The shell command of the Ray Job: resume when the run already wrote its spec.json."""
+    """The shell command of the Ray Job (Ray sets RAY_ADDRESS for it, which the CLI reads):
+    resume when the run already wrote its spec.json, so finished trials are kept."""
     out = shlex.quote(str(run_dir))
     if resume:
-        return f"tapweight resume {out} --address auto"
-    spec = shlex.quote(str(run_dir / "spec.yaml"))
-    return f"tapweight run {spec} --out {out} --address auto --no-progress"
+        return f"tapweight resume {out} --no-progress"
+    spec = shlex.quote(str(run_dir / SPEC_FILE))
+    return f"tapweight run {spec} --out {out} --no-progress"
 
 
 class RayExecutor:

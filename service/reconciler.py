@@ -155,7 +155,9 @@ class Reconciler:
             crud.set_status(job, JobStatus.failed, job.error)
             return
         # Lost by Ray (restarted head) or killed by Ray itself: resubmit from the checkpoints.
-        if job.cancel_requested:
+        if (read_status(run_dir) or {}).get("state") == "finished":
+            crud.set_status(job, JobStatus.succeeded, "finished (Ray lost the job afterwards)")
+        elif job.cancel_requested:
             crud.set_status(job, JobStatus.cancelled, "cancelled; Ray had already lost the run")
         elif job.attempts > self._settings.max_requeues:
             job.error = f"Ray lost the run {job.attempts} times; giving up"

@@ -47,7 +47,7 @@ def read_lines(path: Path, offset: int = 0) -> Iterator[tuple[int, dict[str, Any
 
 def trial_key(row: dict[str, Any]) -> str:
     """The harness's trial name for a results row: ``<dataset>/<strategy label>/seed<k>``."""
-    return f"{row['dataset']}/{row['strategy']}/seed{row['seed']}"
+    return row.get("trial") or f"{row['dataset']}/{row['strategy']}/seed{row['seed']}"
 
 
 @dataclass
@@ -84,8 +84,10 @@ def _apply(trials: dict[str, dict[str, Any]], event: dict[str, Any]) -> None:
     if not isinstance(name, str):
         return
     trial = trials.setdefault(
-        name, {"trial": name, "state": "pending", "step": None, "weights": None, "metrics": {}}
+        name,
+        {"trial": name, "state": "pending", "step": None, "weights": None, "metrics": {}},
     )
+    trial.setdefault("retries", 0)
     trial["updated"] = event.get("time")
     if kind == "trial_started":
         trial.update(state="running", error=None)
@@ -93,6 +95,9 @@ def _apply(trials: dict[str, dict[str, Any]], event: dict[str, Any]) -> None:
         trial.update(state="running", step=event.get("step"), weights=event.get("weights"))
         if isinstance(event.get("metrics"), dict):
             trial["metrics"] = event["metrics"]
+    elif kind == "trial_retry":  # Tune restarts it from its last checkpoint
+        trial.update(state="retrying", error=str(event.get("error", "")) or None)
+        trial["retries"] += 1
     elif kind == "trial_error":
         trial.update(state="error", error=str(event.get("error", "")) or None)
     elif kind == "trial_result":

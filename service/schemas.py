@@ -76,11 +76,12 @@ class StatusChange(BaseModel):
 
 class TrialProgress(BaseModel):
     trial: str = Field(description="<dataset>/<strategy label>/seed<k>")
-    state: Literal["pending", "running", "error", "done"]
+    state: Literal["pending", "running", "retrying", "error", "done"]
     step: int | None = None
     weights: list[float] | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
+    retries: int = Field(0, description="restarts of this trial after a failure")
     updated: str | None = None
 
 

