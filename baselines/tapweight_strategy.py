@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from baselines.base import Budget, ProgressCallback, Strategy
 from tapweight.components import Components
 from tapweight.core import TapWeight, TapWeightConfig
@@ -17,14 +19,16 @@ class TapWeightStrategy(Strategy):
 
     Extra keyword settings go to :class:`~tapweight.core.TapWeightConfig` (``lam``,
     ``hypergradient``, ``mode="blo"`` for the bi-level ablation, ...); text tasks start from the
-    paper's text settings.
+    paper's text settings. With ``checkpoint_dir`` the run checkpoints every tenth of its
+    iterations there and a later run with the same directory continues from it.
     """
 
     name = "tapweight"
     requires_validation = True
 
-    def __init__(self, *, seed: int = 0, **settings) -> None:
+    def __init__(self, *, seed: int = 0, checkpoint_dir: str | None = None, **settings) -> None:
         super().__init__(seed=seed)
+        self.checkpoint_dir = checkpoint_dir
         self.settings = settings
         TapWeightConfig.parse(**settings)  # refuse bad settings now, not after data loading
 
@@ -39,7 +43,7 @@ class TapWeightStrategy(Strategy):
         settings = {
             "iterations": pretrain.steps,
             "valid_every": max(1, pretrain.steps // 10),
-            "checkpoint_every": pretrain.steps,
+            "checkpoint_every": max(1, pretrain.steps // 10),
             "pretrain_batch_size": pretrain.batch_size,
             "finetune_batch_size": budget.finetune.batch_size,
             "device": pretrain.device,
@@ -55,6 +59,10 @@ class TapWeightStrategy(Strategy):
             config = TapWeightConfig.parse(**settings)
         runner = TapWeight(
             parts.encoder, parts.objectives, parts.corpus, parts.task, config,
-            parts.corpus_collate, callback=callback,
+            parts.corpus_collate, checkpoint_dir=self.checkpoint_dir, callback=callback,
         )  # fmt: skip
-        return runner.run()
+        path = runner.checkpoint_path
+        if path is not None and path.is_file():
+            if torch.load(path, map_location="cpu", weights_only=False)["step"] >= config.iterations:
+                path.unlink()  # a finished run whose result was lost: run it again
+        return runner.run(resume=path is not None)

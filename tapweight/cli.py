@@ -298,6 +298,8 @@ def _add_plugin_commands() -> None:
 
     for entry in entry_points(group="tapweight.commands"):
         app.add_typer(entry.load(), name=entry.name)
+    for entry in entry_points(group="tapweight.toplevel"):
+        entry.load()(app)  # adds top-level commands such as `run` or `serve`
 
 
 def main() -> None:

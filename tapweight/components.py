@@ -66,10 +66,12 @@ def build_components(
     seed: int = 0,
     max_corpus: int | None = None,
     max_length: int = 128,
+    encoder_options: dict[str, int] | None = None,
 ) -> Components:
     """Load the task, the encoder and the corpus, and build the objectives for them.
 
     With no objectives (plain finetuning) no corpus is loaded and ``corpus`` is None.
+    ``encoder_options`` size a molecule encoder (``num_layers``, ``emb_dim``).
     """
     from tapweight.models.registry import build_encoder, encoder_domain
     from tapweight.objectives import build_objectives
@@ -80,7 +82,9 @@ def build_components(
     domain = info.domain
     if encoder_domain(encoder) != domain:
         raise ConfigError(f"encoder {encoder!r} does not fit the {domain} dataset {dataset!r}")
-    model = build_encoder(encoder, data_dir)
+    if encoder_options and domain != "molecule":
+        raise ConfigError("encoder_options size molecule encoders only")
+    model = build_encoder(encoder, data_dir, **(encoder_options or {}))
     if domain == "molecule":
         from tapweight.data.molecules import MoleculeDataset
 

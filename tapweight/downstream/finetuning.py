@@ -169,6 +169,7 @@ def finetune(
         record = {
             "epoch": epoch,
             "train_loss": float(np.mean(losses)),
+            "steps": len(losses),
             **{f"valid_{k}": v for k, v in valid.items()},
         }
         history.append(record)

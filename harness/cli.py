@@ -1,0 +1,111 @@
+"""``tapweight run|resume|report`` and ``tapweight spec schema|check`` (registered as plugins)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+spec_app = typer.Typer(
+    help="Experiment specs: check one, print the JSON schema.", no_args_is_help=True
+)
+
+Address = Annotated[
+    str | None,
+    typer.Option(envvar="RAY_ADDRESS", help="Ray cluster to join (default: start Ray locally)"),
+]
+Quiet = Annotated[bool, typer.Option("--no-progress", help="no progress bars")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("resume")(resume)
+    app.command("report")(report)
+
+
+def run(
+    spec: Annotated[Path, typer.Argument(help="experiment spec (.yaml or .json)")],
+    out: Annotated[Path | None, typer.Option(help="run directory (default: runs/<name>)")] = None,
+    address: Address = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(envvar="TAPWEIGHT_DATA_DIR", help="shared data folder")
+    ] = None,
+    no_progress: Quiet = False,
+) -> None:
+    """Run every strategy of SPEC through Ray Tune and write results and a report."""
+    import os
+
+    from harness.runner import run_experiment
+    from harness.spec import load_spec
+
+    parsed = load_spec(spec)
+    if data_dir is not None:
+        os.environ["TAPWEIGHT_DATA_DIR"] = str(data_dir.resolve())
+    run_dir = run_experiment(parsed, out or Path("runs") / parsed.name, address, not no_progress)
+    _summary(run_dir)
+
+
+def resume(
+    directory: Annotated[Path, typer.Argument(help="run directory of an interrupted run")],
+    address: Address = None,
+    no_progress: Quiet = False,
+) -> None:
+    """Continue an interrupted run; finished trials are kept, not run again."""
+    from harness.runner import resume_experiment
+
+    _summary(resume_experiment(directory, address, not no_progress))
+
+
+def report(directory: Annotated[Path, typer.Argument(help="run directory")]) -> None:
+    """(Re)write report.md, report.html and the figures from the results so far."""
+    from harness.report import write_report
+    from harness.rundir import RunDirectory
+
+    run_dir = RunDirectory(directory)
+    written = write_report(run_dir)
+    _summary(run_dir, written)
+
+
+def _summary(run_dir, written: Path | None = None) -> None:
+    from harness.report import HEADERS, summarize
+
+    spec = run_dir.load_spec()
+    for dataset, summaries in summarize(run_dir.rows()).items():
+        table = Table(*HEADERS, title=f"{dataset} ({summaries[0].metric})")
+        for summary in summaries:
+            table.add_row(*summary.cells(spec.objectives))
+        console.print(table)
+    path = written or run_dir.report_dir / "report.md"
+    console.print(f"report: {path} (and report.html, figures/)")
+
+
+@spec_app.command("schema")
+def schema(
+    out: Annotated[Path | None, typer.Option(help="write here instead of printing")] = None,
+) -> None:
+    """The JSON schema of experiment specs."""
+    from harness.spec import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if out is None:
+        console.print_json(text)
+    else:
+        out.write_text(text)
+
+
+@spec_app.command("check")
+def check(spec: Annotated[Path, typer.Argument(help="experiment spec (.yaml or .json)")]) -> None:
+    """Validate SPEC and list the trials it would run."""
+    from harness.runner import cells_of
+    from harness.spec import load_spec
+
+    parsed = load_spec(spec)
+    cells = cells_of(parsed)
+    console.print(
+        f"{spec}: valid ({parsed.domain}, spec hash {parsed.spec_hash()}), {len(cells)} trials"
+    )

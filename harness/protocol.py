@@ -1,0 +1,80 @@
+"""The one fair protocol every strategy's weights go through.
+
+From the same starting encoder: continued pretraining with the strategy's weights for the same
+number of steps (none for ``no_cp``), then finetuning with the same settings for each finetuning
+seed, each selecting its epoch on validation and reading the test split once at its end.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from tapweight.components import Components
+from tapweight.downstream.finetuning import FinetuneConfig, finetune
+from tapweight.pretrain import PretrainConfig, continued_pretrain
+from tapweight.result import WeightingResult
+
+__all__ = ["ProtocolScores", "retrain", "finetune_seeds"]
+
+
+@dataclass
+class ProtocolScores:
+    metric: str
+    valid: list[float] = field(default_factory=list)
+    test: list[float] = field(default_factory=list)
+    pretrain_passes: int = 0
+    finetune_passes: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> dict:
+        return {
+            "metric": self.metric,
+            "valid": self.valid,
+            "test": self.test,
+            "valid_mean": statistics.mean(self.valid),
+            "test_mean": statistics.mean(self.test),
+        }
+
+
+def finetune_seeds(seed: int, count: int) -> list[int]:
+    """Finetuning seeds of one experiment seed: the same list for every strategy."""
+    return [seed * 1000 + k for k in range(count)]
+
+
+def retrain(
+    parts: Components,
+    result: WeightingResult,
+    pretrain: PretrainConfig,
+    finetune_config: FinetuneConfig,
+    seed: int,
+    num_finetune_seeds: int,
+) -> ProtocolScores:
+    """Score ``result.weights`` under the shared protocol (never reuses the strategy's encoder)."""
+    began = time.perf_counter()
+    scores = ProtocolScores(parts.task.metric)
+    encoder = copy.deepcopy(parts.encoder)
+    if result.continued_pretraining:
+        torch.manual_seed(seed)
+        trained = continued_pretrain(
+            encoder,
+            copy.deepcopy(parts.objectives),
+            result.weights,
+            parts.corpus,
+            pretrain.model_copy(update={"seed": seed, "progress": False}),
+            parts.corpus_collate,
+        )
+        scores.pretrain_passes = trained.forward_backward_passes
+    for finetune_seed in finetune_seeds(seed, num_finetune_seeds):
+        config = finetune_config.model_copy(update={"seed": finetune_seed, "progress": False})
+        torch.manual_seed(finetune_seed)
+        finetuned = finetune(copy.deepcopy(encoder), parts.task, config)
+        scores.valid.append(finetuned.valid_score)
+        scores.test.append(finetuned.test_score)
+        scores.finetune_passes += sum(int(r.get("steps", 0)) for r in finetuned.history)
+    scores.seconds = time.perf_counter() - began
+    return scores

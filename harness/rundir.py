@@ -1,0 +1,165 @@
+"""The run directory: the one place an experiment's state lives, readable by the CLI and the
+service alike.
+
+``spec.json`` (normalized spec + hash), ``status.json``, ``events.jsonl`` (appended while
+running), ``results.jsonl`` (one row per finished trial), ``searches/`` (results of the Ray Tune
+searches of grid and Optuna), ``trials/`` (per-trial logs and TapWeight checkpoints), ``tune/``
+(Ray Tune's own experiment state, for resume) and ``report/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.spec import ExperimentSpec, parse_spec
+from tapweight.errors import ConfigError
+
+__all__ = ["RunDirectory", "EventType", "trial_key"]
+
+EventType = Literal[
+    "experiment_started",
+    "trial_started",
+    "progress",
+    "trial_result",
+    "trial_error",
+    "trial_retry",
+    "experiment_finished",
+    "experiment_failed",
+]
+_lock = threading.Lock()
+
+
+def trial_key(dataset: str, strategy: str, seed: int) -> str:
+    return f"{dataset}/{strategy}/seed{seed}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    partial = path.with_suffix(path.suffix + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+class RunDirectory:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).resolve()
+
+    spec_file = property(lambda self: self.path / "spec.json")
+    status_file = property(lambda self: self.path / "status.json")
+    events_file = property(lambda self: self.path / "events.jsonl")
+    results_file = property(lambda self: self.path / "results.jsonl")
+    report_dir = property(lambda self: self.path / "report")
+    tune_dir = property(lambda self: self.path / "tune")
+
+    def search_dir(self, dataset: str, strategy: str, seed: int) -> Path:
+        return self.path / "searches" / _slug(trial_key(dataset, strategy, seed))
+
+    def trial_dir(self, key: str) -> Path:
+        path = self.path / "trials" / _slug(key)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # -- the spec ---------------------------------------------------------------------------
+    def create(self, spec: ExperimentSpec) -> None:
+        """Start a new run here; an existing run of another spec is refused, not overwritten."""
+        if self.spec_file.is_file():
+            if self.spec_hash() != spec.spec_hash():
+                raise ConfigError(
+                    f"{self.path} holds a run of another spec ({self.spec_hash()}); choose a new "
+                    "--out directory"
+                )
+            raise ConfigError(
+                f"{self.path} already holds this experiment; `tapweight resume {self.path}` "
+                "continues it"
+            )
+        self.path.mkdir(parents=True, exist_ok=True)
+        payload = {"spec_hash": spec.spec_hash(), **spec.model_dump(mode="json")}
+        _atomic_write(self.spec_file, json.dumps(payload, indent=2))
+
+    def spec_hash(self) -> str:
+        return json.loads(self.spec_file.read_text())["spec_hash"]
+
+    def load_spec(self) -> ExperimentSpec:
+        if not self.spec_file.is_file():
+            raise ConfigError(f"{self.path} is not a run directory (no spec.json)")
+        data = json.loads(self.spec_file.read_text())
+        recorded = data.pop("spec_hash", None)
+        spec = parse_spec(data)
+        if recorded != spec.spec_hash():
+            raise ConfigError(
+                f"{self.spec_file} was edited or comes from another version of the spec "
+                f"(hash {recorded}, now {spec.spec_hash()}); refusing to mix results"
+            )
+        return spec
+
+    # -- progress ---------------------------------------------------------------------------
+    def event(self, kind: EventType, trial: str | None = None, **fields: Any) -> None:
+        record = {"time": _now(), "type": kind, **({"trial": trial} if trial else {}), **fields}
+        with _lock, self.events_file.open("a") as stream:
+            stream.write(json.dumps(record) + "\n")
+
+    def events(self) -> list[dict[str, Any]]:
+        return _read_jsonl(self.events_file)
+
+    def status(self) -> dict[str, Any]:
+        if not self.status_file.is_file():
+            return {"state": "created", "error": None, "trials_total": 0, "trials_done": 0}
+        return json.loads(self.status_file.read_text())
+
+    def set_status(self, state: str, trials_total: int, error: str | None = None) -> None:
+        done = len(self.rows())
+        status = {
+            "state": state,
+            "error": error,
+            "trials_total": trials_total,
+            "trials_done": done,
+            "updated": _now(),
+        }
+        _atomic_write(self.status_file, json.dumps(status, indent=2))
+
+    # -- results ----------------------------------------------------------------------------
+    def add_row(self, row: dict[str, Any]) -> bool:
+        """Append a trial's row unless that trial already has one (restores never duplicate)."""
+        with _lock:
+            if any(r["trial"] == row["trial"] for r in _read_jsonl(self.results_file)):
+                return False
+            with self.results_file.open("a") as stream:
+                stream.write(json.dumps(row) + "\n")
+        return True
+
+    def rows(self) -> list[dict[str, Any]]:
+        return _read_jsonl(self.results_file)
+
+    def log_attempt(self, key: str, what: str) -> None:
+        """One line per time a trial function starts: how tests and users count re-runs."""
+        with (self.trial_dir(key) / "attempts.log").open("a") as stream:
+            stream.write(f"{_now()} {what}\n")
+
+    def attempts(self, key: str) -> list[str]:
+        path = self.path / "trials" / _slug(key) / "attempts.log"
+        return path.read_text().splitlines() if path.is_file() else []
+
+
+def _slug(key: str) -> str:
+    return key.replace("/", "__").replace(":", "-").replace("[", "(").replace("]", ")")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill mid-write; the next write is whole
+    return rows

