@@ -63,6 +63,7 @@ class TapWeightStrategy(Strategy):
         )  # fmt: skip
         path = runner.checkpoint_path
         if path is not None and path.is_file():
-            if torch.load(path, map_location="cpu", weights_only=False)["step"] >= config.iterations:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            if state["step"] >= config.iterations:
                 path.unlink()  # a finished run whose result was lost: run it again
         return runner.run(resume=path is not None)

@@ -6,7 +6,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
 TAPWEIGHT = str(Path(sys.executable).with_name("tapweight"))
