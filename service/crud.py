@@ -150,6 +150,7 @@ def summarize_results(results: list[TrialResult]) -> list[dict[str, Any]]:
                 "strategy": strategy,
                 "metric": members[0].metric,
                 "objective_names": names,
+                "continued_pretraining": members[0].row.get("continued_pretraining", True),
                 "weights": [statistics.fmean(column) for column in zip(*weights, strict=True)]
                 if weights
                 else None,

@@ -92,7 +92,10 @@ def _apply(trials: dict[str, dict[str, Any]], event: dict[str, Any]) -> None:
     if kind == "trial_started":
         trial.update(state="running", error=None)
     elif kind == "progress":
-        trial.update(state="running", step=event.get("step"), weights=event.get("weights"))
+        trial["state"] = "running"
+        for name in ("step", "weights"):
+            if event.get(name) is not None:
+                trial[name] = event[name]
         if isinstance(event.get("metrics"), dict):
             trial["metrics"] = event["metrics"]
     elif kind == "trial_retry":  # Tune restarts it from its last checkpoint
@@ -107,7 +110,9 @@ def _apply(trials: dict[str, dict[str, Any]], event: dict[str, Any]) -> None:
             trial["weights"] = row["weights"]
 
 
-def report_file(run_dir: Path, kind: str) -> Path | None:
-    """``report/report.html`` or ``report/report.md`` when the run wrote it."""
-    path = run_dir / "report" / f"report.{kind}"
-    return path if path.is_file() else None
+def report_file(run_dir: Path, name: str) -> Path | None:
+    """A file of the run's ``report/`` folder (``report.html``, ``figures/scores.png``) when the
+    run wrote it; None for anything else, including names that would leave the folder."""
+    root = (run_dir / "report").resolve()
+    path = (root / name).resolve()
+    return path if path.is_relative_to(root) and path.is_file() else None

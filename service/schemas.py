@@ -98,6 +98,7 @@ class StrategyResult(BaseModel):
     strategy: str
     metric: str | None
     objective_names: list[str]
+    continued_pretraining: bool = Field(description="false for no_cp: its weights are unused")
     weights: list[float] | None = Field(description="mean over seeds, one per objective")
     test_mean: float | None
     test_std: float | None = Field(description="sample standard deviation over seeds")

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
+from fastapi import Path as Path_
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import EventSourceResponse
 
@@ -168,12 +169,34 @@ def get_report(
 ) -> Response:
     """The harness report (written when the run ends)."""
     job = _job_or_404(session, owner, job_id)
-    path = report_file(Path(job.run_dir), format)
+    path = report_file(Path(job.run_dir), f"report.{format}")
     if path is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} has no report yet")
     if format == "md":
         return PlainTextResponse(path.read_text(), media_type="text/markdown")
     return HTMLResponse(path.read_text(), headers={"Content-Security-Policy": REPORT_POLICY})
+
+
+@router.get(
+    "/{job_id}/figures/{name}",
+    responses={
+        **NOT_FOUND,
+        200: {"content": {"image/png": {"schema": {"type": "string"}}}, "description": "a figure"},
+    },
+    response_class=Response,
+)
+def get_figure(
+    job_id: str,
+    name: Annotated[str, Path_(pattern=r"^[A-Za-z0-9_-]{1,64}\.png$")],
+    owner: OwnerDep,
+    session: SessionDep,
+) -> Response:
+    """A figure of the report (the report's HTML links them as ``figures/<name>.png``)."""
+    job = _job_or_404(session, owner, job_id)
+    path = report_file(Path(job.run_dir), f"figures/{name}")
+    if path is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} has no figure {name!r}")
+    return FileResponse(path, media_type="image/png")
 
 
 @router.get(
