@@ -59,6 +59,7 @@ def create_job(
             raise
     existing = session.scalars(select(Job).where(Job.owner == owner, Job.idempotency_key == key))
     earlier = existing.one()
+    session.commit()  # ends the read; unlike rollback, it leaves `earlier` loaded
     if earlier.spec_hash != job.spec_hash:
         raise IdempotencyConflict(key)
     return earlier, False

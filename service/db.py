@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,21 @@ MIGRATIONS_INI = Path(__file__).with_name("alembic.ini")
 
 
 def make_engine(database_url: str) -> Engine:
-    """An engine that behaves under concurrent writers on either backend."""
+    """An engine that behaves under concurrent writers on either backend.
+
+    The pool is larger than the request thread pool (40), so that a request never waits for a
+    connection held by another request that is itself waiting for a thread to finish.
+    """
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(
+        url, pool_size=10, max_overflow=40, connect_args={"check_same_thread": False, "timeout": 30}
+    )
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy issue BEGIN itself (below) instead of pysqlite's deferred one.
+        # Let SQLAlchemy issue BEGIN itself (below) instead of pysqlite's implicit one.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
@@ -33,23 +40,43 @@ def make_engine(database_url: str) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin_immediate(connection: Any) -> None:
+    def _begin(connection: Any) -> None:
         # A deferred transaction that reads, then writes, fails with SQLITE_BUSY when another
-        # writer committed in between, whatever the busy timeout; IMMEDIATE waits instead.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # writer committed in between, whatever the busy timeout; IMMEDIATE takes the write
+        # lock up front (waiting for it). Reads stay deferred, so they never queue for it.
+        immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+_IMMEDIATE = "tapweight_sqlite_immediate"
 
 
-@contextmanager
-def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    """One session, committed on success and rolled back on any error."""
-    with sessions() as session, session.begin():
-        yield session
+@dataclass(frozen=True)
+class Database:
+    """An engine with two kinds of session: ``read`` for lookups, ``write`` for transactions
+    that read and then change rows (on SQLite they take the write lock first)."""
+
+    engine: Engine
+    read: sessionmaker[Session]
+    write: sessionmaker[Session]
+
+    @classmethod
+    def connect(cls, database_url: str) -> Database:
+        engine = make_engine(database_url)
+        writer = engine.execution_options(**{_IMMEDIATE: True})
+        return cls(
+            engine,
+            sessionmaker(engine, expire_on_commit=False),
+            sessionmaker(writer, expire_on_commit=False),
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A write session, committed on success and rolled back on any error."""
+        with self.write() as session, session.begin():
+            yield session
 
 
 def upgrade(engine: Engine) -> None:

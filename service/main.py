@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.main import api_router
 from service.auth import TokenAuth
-from service.db import make_engine, make_sessionmaker, upgrade
+from service.db import Database, upgrade
 from service.errors import install_error_handlers
 from service.executor import RayExecutor
 from service.reconciler import Reconciler
@@ -57,20 +57,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
-        upgrade(engine)
+        database = Database.connect(settings.database_url)
+        upgrade(database.engine)
         settings.runs_dir.mkdir(parents=True, exist_ok=True)
-        app.state.sessions = make_sessionmaker(engine)
+        app.state.db = database
         app.state.reconciler = None
         if settings.executor == "ray":
-            app.state.reconciler = Reconciler(app.state.sessions, settings, RayExecutor(settings))
+            app.state.reconciler = Reconciler(database, settings, RayExecutor(settings))
             app.state.reconciler.start()
         try:
             yield
         finally:
             if app.state.reconciler is not None:
                 app.state.reconciler.stop()
-            engine.dispose()
+            database.engine.dispose()
 
     app = FastAPI(
         title="TapWeight Harness service",

@@ -15,10 +15,9 @@ import threading
 from pathlib import Path
 
 import yaml
-from sqlalchemy.orm import Session, sessionmaker
 
 from service import crud
-from service.db import transaction
+from service.db import Database
 from service.executor import RayExecutor, RayUnavailable, RunInfo, RunState
 from service.models import Job, JobStatus
 from service.runs import SPEC_FILE, read_lines, read_status
@@ -36,10 +35,8 @@ def clean_error(message: str | None, limit: int = 2000) -> str | None:
 
 
 class Reconciler:
-    def __init__(
-        self, sessions: sessionmaker[Session], settings: Settings, executor: RayExecutor
-    ) -> None:
-        self._sessions = sessions
+    def __init__(self, db: Database, settings: Settings, executor: RayExecutor) -> None:
+        self._db = db
         self._settings = settings
         self._executor = executor
         self._stop = threading.Event()
@@ -65,7 +62,7 @@ class Reconciler:
 
     def tick(self) -> None:
         """One pass over every job that is not final."""
-        with self._sessions() as session:
+        with self._db.read() as session:
             job_ids = crud.active_job_ids(session)
         for job_id in job_ids:
             if self._stop.is_set():
@@ -79,7 +76,7 @@ class Reconciler:
                 return  # no point asking about the other jobs now
 
     def _reconcile(self, job_id: str) -> None:
-        with self._sessions() as session:
+        with self._db.read() as session:
             job = session.get(Job, job_id)
             if job is None or job.status.final:
                 return
@@ -87,7 +84,12 @@ class Reconciler:
             cancel, attempts, run_dir = job.cancel_requested, job.attempts, Path(job.run_dir)
             spec = job.spec
         if status is JobStatus.queued:
-            if not cancel:
+            if cancel:  # asked while it was running, then Ray lost it: nothing left to stop
+                with self._db.transaction() as session:
+                    job = session.get(Job, job_id, with_for_update=True)
+                    if job is not None and job.status is JobStatus.queued:
+                        crud.set_status(job, JobStatus.cancelled, "cancelled before resubmission")
+            else:
                 self._submit(job_id, spec, run_dir, attempts)
             return
         assert submission_id is not None
@@ -95,7 +97,7 @@ class Reconciler:
             self._executor.stop(submission_id)
         info = self._executor.info(submission_id)
         self._ingest(job_id, run_dir)
-        with transaction(self._sessions) as session:
+        with self._db.transaction() as session:
             job = session.get(Job, job_id, with_for_update=True)
             if job is None or job.status is not status or job.submission_id != submission_id:
                 return  # changed by someone else meanwhile; next pass sees the new state
@@ -109,7 +111,7 @@ class Reconciler:
         resume = (run_dir / "spec.json").exists()  # the run started before: keep its trials
         submission_id = f"tapweight-{job_id}-{attempts + 1}"
         self._executor.submit(submission_id, run_dir, resume)
-        with transaction(self._sessions) as session:
+        with self._db.transaction() as session:
             job = session.get(Job, job_id, with_for_update=True)
             if job is None:
                 return
@@ -124,7 +126,7 @@ class Reconciler:
     def _ingest(self, job_id: str, run_dir: Path) -> None:
         rows = [row for _, row in read_lines(run_dir / "results.jsonl")]
         status = read_status(run_dir) or {}
-        with transaction(self._sessions) as session:
+        with self._db.transaction() as session:
             job = session.get(Job, job_id)
             if job is None:
                 return

@@ -21,12 +21,21 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.sessions() as session:
+    with request.app.state.db.read() as session:
+        yield session
+
+
+def get_write_session(request: Request) -> Iterator[Session]:
+    with request.app.state.db.write() as session:
         yield session
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# Closed when the handler returns, before the response is serialized: on SQLite an open write
+# transaction would otherwise hold the lock while serialization waits for a worker thread
+# that requests queued behind the lock are all holding.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+WriteSessionDep = Annotated[Session, Depends(get_write_session, scope="function")]
 
 bearer = HTTPBearer(auto_error=False, description="one of the tokens in TAPWEIGHT_API_TOKENS")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]

@@ -13,17 +13,17 @@ from sqlalchemy import inspect
 from harness.rundir import trial_key
 from harness.spec import parse_spec
 from service import crud
-from service.db import make_engine, make_sessionmaker, upgrade
+from service.db import Database, make_engine, upgrade
 from service.models import Base, Job, JobStatus
 from tests.service.conftest import tiny_spec
 
 
 @pytest.fixture
 def sessions(database_url: str):
-    engine = make_engine(database_url)
-    upgrade(engine)
-    yield make_sessionmaker(engine)
-    engine.dispose()
+    database = Database.connect(database_url)
+    upgrade(database.engine)
+    yield database.write
+    database.engine.dispose()
 
 
 def test_migrations_create_exactly_the_models_and_rerun_cleanly(database_url):

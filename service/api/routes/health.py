@@ -16,7 +16,7 @@ def health(request: Request, response: Response) -> Health:
     """Open (no token): 503 when the database cannot be reached."""
     state = request.app.state
     try:
-        with state.sessions() as session:
+        with state.db.read() as session:
             session.execute(text("SELECT 1"))
         database = "ok"
     except SQLAlchemyError:

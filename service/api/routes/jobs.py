@@ -22,6 +22,7 @@ from service.api.deps import (
     SessionDep,
     SettingsDep,
     StreamOwnerDep,
+    WriteSessionDep,
     check_spec_references,
 )
 from service.models import Job, JobStatus
@@ -69,7 +70,7 @@ def submit_job(
     spec: ExperimentSpec,
     owner: OwnerDep,
     _checked: Annotated[None, Depends(check_spec_references)],
-    session: SessionDep,
+    session: WriteSessionDep,
     settings: SettingsDep,
     response: Response,
     idempotency_key: Annotated[
@@ -138,7 +139,7 @@ def get_results(job_id: str, owner: OwnerDep, session: SessionDep) -> list[Resul
     response_model=JobSummary,
     responses={**NOT_FOUND, 409: {"model": Problem, "description": "the job already finished"}},
 )
-def cancel_job(job_id: str, owner: OwnerDep, session: SessionDep) -> JobSummary:
+def cancel_job(job_id: str, owner: OwnerDep, session: WriteSessionDep) -> JobSummary:
     """Cancel a queued job at once, or ask Ray to stop a running one."""
     job = _job_or_404(session, owner, job_id)
     if job.status.final:
@@ -218,7 +219,7 @@ async def stream_events(
 ) -> EventSourceResponse:
     """Progress, λ updates and trial results as the run writes them; a final ``end`` event
     carries the job's status. ``Last-Event-ID`` resumes after the last event received."""
-    sessions = request.app.state.sessions
+    sessions = request.app.state.db.read
     run_dir = await run_in_threadpool(_owned_run_dir, sessions, owner, job_id)
     offset = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
     poll = request.app.state.settings.poll_interval_s
