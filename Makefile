@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The main job: TapWeight vs uniform weights vs no continued pretraining on the embedded default
+# data, through Ray Tune, with the shared protocol; writes runs/quickstart-<date-time>/report/.
 demo: $(STAMP)
-	$(BIN)/tapweight demo
+	$(BIN)/tapweight run examples/quickstart.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -30,7 +31,9 @@ def register(app: typer.Typer) -> None:
 
 def run(
     spec: Annotated[Path, typer.Argument(help="experiment spec (.yaml or .json)")],
-    out: Annotated[Path | None, typer.Option(help="run directory (default: runs/<name>)")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="run directory (default: runs/<name>-<date-time>)")
+    ] = None,
     address: Address = None,
     data_dir: Annotated[
         Path | None, typer.Option(envvar="TAPWEIGHT_DATA_DIR", help="shared data folder")
@@ -46,7 +49,9 @@ def run(
     parsed = load_spec(spec)
     if data_dir is not None:
         os.environ["TAPWEIGHT_DATA_DIR"] = str(data_dir.resolve())
-    run_dir = run_experiment(parsed, out or Path("runs") / parsed.name, address, not no_progress)
+    if out is None:
+        out = Path("runs") / f"{parsed.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = run_experiment(parsed, out, address, not no_progress)
     _summary(run_dir)
 
 

@@ -107,6 +107,7 @@ def _ray(address: str | None) -> Iterator[None]:
         yield
         return
     address = address or os.environ.get("RAY_ADDRESS")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our own progress display, not Tune's
     env = {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_ENV)}
     options: dict[str, Any] = {
         "runtime_env": {"env_vars": env},

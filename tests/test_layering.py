@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = {
     "tapweight": {"baselines", "harness", "service", "ray", "fastapi"},
     "baselines": {"harness", "service", "ray", "fastapi"},
+    "harness": {"service", "fastapi"},
 }
 
 
