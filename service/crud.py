@@ -156,7 +156,7 @@ def summarize_results(results: list[TrialResult]) -> list[dict[str, Any]]:
                 if weights
                 else None,
                 "test_mean": statistics.fmean(tests) if tests else None,
-                "test_std": statistics.stdev(tests) if len(tests) > 1 else 0.0 if tests else None,
+                "test_std": statistics.stdev(tests) if len(tests) > 1 else None,
                 "valid_mean": statistics.fmean(valids) if valids else None,
                 "seeds": [
                     {

@@ -88,6 +88,7 @@ class RayExecutor:
         if self._client is None:
             from ray.job_submission import JobSubmissionClient
 
+            use_ray_token_auth_like_ray_start()
             address = self._local.ensure() if self._local else self._settings.ray_address
             try:
                 self._client = JobSubmissionClient(address)
@@ -144,6 +145,18 @@ class RayExecutor:
         except RuntimeError as error:
             if isinstance(error, RayUnavailable) or "404" not in str(error):
                 raise
+
+
+def use_ray_token_auth_like_ray_start() -> None:
+    """Send Ray's auth token when the cluster expects one. ``ray start`` turns token auth on
+    when RAY_AUTH_MODE is unset and a token exists (~/.ray/auth_token or RAY_AUTH_TOKEN), but
+    the Jobs client only looks at RAY_AUTH_MODE; this applies ``ray start``'s rule (the one
+    ``ray.init`` applies too) to this process. An explicit RAY_AUTH_MODE is respected."""
+    from ray._private.authentication.authentication_token_setup import (
+        maybe_enable_token_auth_if_token_available,
+    )
+
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def free_port() -> int:
@@ -207,8 +220,10 @@ def start_ray_head(log_path: Path, num_cpus: int | None = None) -> tuple[subproc
 
 
 def jobs_api_up(url: str) -> bool:
+    """The head's dashboard answers and its GCS is healthy (a probe Ray leaves open when token
+    auth is on)."""
     try:
-        return requests.get(f"{url}/api/version", timeout=2).ok
+        return requests.get(f"{url}/api/gcs_healthz", timeout=2).ok
     except requests.RequestException:
         return False
 

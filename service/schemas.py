@@ -101,7 +101,7 @@ class StrategyResult(BaseModel):
     continued_pretraining: bool = Field(description="false for no_cp: its weights are unused")
     weights: list[float] | None = Field(description="mean over seeds, one per objective")
     test_mean: float | None
-    test_std: float | None = Field(description="sample standard deviation over seeds")
+    test_std: float | None = Field(description="sample standard deviation (two seeds or more)")
     valid_mean: float | None
     seeds: list[SeedScore]
 

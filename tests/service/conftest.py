@@ -28,7 +28,7 @@ from service.settings import Settings
 TOKENS = ("token-alice", "token-bob")
 ALICE = {"Authorization": f"Bearer {TOKENS[0]}"}
 BOB = {"Authorization": f"Bearer {TOKENS[1]}"}
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # git-ignored
 
 
 def tiny_spec(**changes) -> dict:
@@ -173,27 +173,34 @@ def sqlite_client(tmp_path: Path) -> Iterator[TestClient]:
 
 @dataclass
 class Server:
-    """A `tapweight serve` subprocess."""
+    """A `tapweight serve` subprocess on a fixed loopback port (restartable after a kill)."""
 
     url: str
     env: dict[str, str]
     log: Path
     process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 90) -> Server:
+    @classmethod
+    def create(cls, database_url: str, runs_dir: Path, **env: str) -> Server:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        environment = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "TAPWEIGHT_API_TOKENS": ",".join(TOKENS),
+            "TAPWEIGHT_RUNS_DIR": str(runs_dir),
+            "TAPWEIGHT_POLL_INTERVAL_S": "0.5",
+            **env,
+        }
+        if "RAY_ADDRESS" not in env:
+            environment.pop("RAY_ADDRESS", None)  # the service then starts its own head
+        return cls(f"http://127.0.0.1:{free_port()}", environment, runs_dir / "serve.log")
+
+    def start(self, timeout: float = 120) -> Server:
         port = self.url.rsplit(":", 1)[1]
+        command = ["serve", "--host", "127.0.0.1", "--port", port]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tapweight.cli",
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    port,
-                ],
+                [sys.executable, "-m", "tapweight.cli", *command],
                 env=self.env,
                 cwd=self.env["TAPWEIGHT_RUNS_DIR"],
                 stdout=log,
@@ -224,26 +231,24 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def submit(self, spec: dict) -> str:
+        response = httpx.post(f"{self.url}/jobs", json=spec, headers=ALICE, timeout=30)
+        assert response.status_code == 202, response.text
+        return response.json()["id"]
+
+    def job(self, job_id: str) -> dict:
+        response = httpx.get(f"{self.url}/jobs/{job_id}", headers=ALICE, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Start `tapweight serve` subprocesses (stopped at the end of the test)."""
     servers: list[Server] = []
 
-    def start(database_url: str, runs_dir: Path | None = None, **env: str) -> Server:
-        runs = runs_dir or tmp_path / "runs"
-        runs.mkdir(parents=True, exist_ok=True)
-        environment = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "TAPWEIGHT_API_TOKENS": ",".join(TOKENS),
-            "TAPWEIGHT_RUNS_DIR": str(runs),
-            "TAPWEIGHT_POLL_INTERVAL_S": "0.5",
-            **env,
-        }
-        if "RAY_ADDRESS" not in env:
-            environment.pop("RAY_ADDRESS", None)  # the service then starts its own head
-        server = Server(f"http://127.0.0.1:{free_port()}", environment, tmp_path / "serve.log")
+    def start(database_url: str, **env: str) -> Server:
+        server = Server.create(database_url, tmp_path / "runs", **env)
         servers.append(server)
         return server.start()
 

@@ -1,0 +1,224 @@
+"""Jobs executed on real Ray through the harness, with the faults the service must survive:
+the API process killed mid-job, a trial's worker killed, and Ray losing the job altogether."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness.rundir import RunDirectory
+from service.executor import stop_ray_head, use_ray_token_auth_like_ray_start
+from tests.service.conftest import ALICE, ARTIFACTS, Server, tiny_spec, wait_for
+
+pytestmark = pytest.mark.slow
+
+FINAL = {"succeeded", "failed", "cancelled"}
+
+
+def final(server: Server, job_id: str, timeout: float = 300) -> dict:
+    return wait_for(
+        lambda: (job := server.job(job_id))["status"] in FINAL and job,
+        timeout,
+        f"job {job_id} to finish",
+        every=1,
+    )
+
+
+def events(run_dir: Path) -> list[dict]:
+    path = run_dir / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def kinds(run_dir: Path) -> list[str]:
+    return [event["type"] for event in events(run_dir)]
+
+
+@pytest.fixture(scope="module")
+def crashed_service(ray_cluster: str, tmp_path_factory) -> Iterator[tuple[Server, dict]]:
+    """Two jobs on a Ray cluster; the service is SIGKILLed while they run and restarted; a
+    third job is cancelled while it runs. Yields the restarted service and the job ids."""
+    tmp = tmp_path_factory.mktemp("crash")
+    server = Server.create(f"sqlite:///{tmp / 'service.db'}", tmp / "runs", RAY_ADDRESS=ray_cluster)
+    try:
+        server.start()
+        jobs = {
+            "a": server.submit(tiny_spec(name="crash-a")),
+            "b": server.submit(tiny_spec(name="crash-b", seeds=[1])),
+        }
+        run_a = tmp / "runs" / jobs["a"]
+        wait_for(lambda: "trial_started" in kinds(run_a), 300, "a trial of job a to start")
+        server.kill()
+        server.start()
+        jobs["cancelled"] = server.submit(tiny_spec(name="cancel-me", seeds=[2]))
+        wait_for(lambda: server.job(jobs["cancelled"])["status"] == "running", 300, "it to run")
+        cancel = httpx.post(f"{server.url}/jobs/{jobs['cancelled']}/cancel", headers=ALICE)
+        assert cancel.status_code == 202 and cancel.json()["cancel_requested"]
+        for job_id in jobs.values():
+            final(server, job_id)
+        yield server, jobs
+    finally:
+        server.stop()
+
+
+def test_jobs_survive_a_service_crash_and_all_reach_a_final_state(crashed_service):
+    server, jobs = crashed_service
+    listed = httpx.get(f"{server.url}/jobs", headers=ALICE).json()
+    assert {job["id"] for job in listed["items"]} == set(jobs.values())
+    for name in ("a", "b"):
+        job = server.job(jobs[name])
+        assert job["status"] == "succeeded", job
+        # Re-attached after the restart: the same Ray job, never submitted twice.
+        assert job["attempts"] == 1
+        assert [h["status"] for h in job["history"]] == [
+            "queued",
+            "submitted",
+            "running",
+            "succeeded",
+        ]
+        assert {s["strategy"] for s in job["results"]} == {"uniform", "no_cp"}
+        uniform = next(s for s in job["results"] if s["strategy"] == "uniform")
+        assert uniform["weights"] == [0.5, 0.5] and uniform["metric"] == "rmse"
+        assert uniform["seeds"][0]["test_mean"] > 0 and uniform["seeds"][0]["cost"]["passes"]
+        assert all(t["state"] == "done" for t in job["progress"]) and job["trials_done"] == 2
+    report = httpx.get(f"{server.url}/jobs/{jobs['a']}/report", headers=ALICE)
+    assert report.status_code == 200 and "uniform" in report.text
+    figure = httpx.get(f"{server.url}/jobs/{jobs['a']}/figures/scores.png", headers=ALICE)
+    assert figure.status_code == 200 and figure.content.startswith(b"\x89PNG")
+    cancelled = server.job(jobs["cancelled"])
+    assert cancelled["status"] == "cancelled" and cancelled["finished_at"]
+    assert "cancel_requested" in [h["status"] for h in cancelled["history"]]
+
+
+def test_the_event_stream_replays_a_finished_job_and_ends(crashed_service):
+    server, jobs = crashed_service
+    streamed = []
+    with httpx.stream(
+        "GET", f"{server.url}/jobs/{jobs['a']}/events", params={"token": "token-alice"}
+    ) as response:
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                streamed.append(line.removeprefix("event: "))
+    assert streamed[0] == "status" and streamed[-1] == "end"
+    assert "experiment_started" in streamed and streamed.count("trial_result") == 2
+    assert "experiment_finished" in streamed
+
+
+def test_dashboard_shows_the_strategies_of_a_finished_job(crashed_service):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service as DriverService
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    chromium, driver_path = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+    if not (chromium.exists() and driver_path.exists()):
+        pytest.skip("chromium and chromedriver (Debian chromium, chromium-driver) are absent")
+    server, jobs = crashed_service
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(chromium)
+    for argument in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tempfile.mkdtemp(prefix='tw-chromium-')}",
+        "--window-size=1400,1400",
+    ):
+        options.add_argument(argument)
+    browser = webdriver.Chrome(service=DriverService(str(driver_path)), options=options)
+    try:
+        browser.get(f"{server.url}/dashboard/#job={jobs['a']}")
+        browser.find_element(By.ID, "token").send_keys("token-alice")
+        browser.find_element(By.CSS_SELECTOR, "#token-form button").click()
+        wait = WebDriverWait(browser, 30)
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")) == 3)
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#chart-scores .category"))
+        scored = {e.text for e in browser.find_elements(By.CSS_SELECTOR, "#chart-scores .category")}
+        assert scored == {"uniform", "no_cp"}
+        assert browser.find_element(By.ID, "job-status").text == "succeeded"
+        weights = browser.find_elements(By.CSS_SELECTOR, "#chart-weights .category")
+        assert [e.text for e in weights] == ["uniform"]  # no_cp trains no weights
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#chart-cost circle")) == 2
+        trials = browser.find_elements(By.CSS_SELECTOR, "#trials tbody tr")
+        assert len(trials) == 2 and all("done" in row.text for row in trials)
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "dashboard.png"
+        assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+        print(f"dashboard screenshot: {shot}")
+    finally:
+        browser.quit()
+
+
+def test_a_killed_trial_worker_is_retried_not_a_failed_job(ray_cluster, serve, tmp_path):
+    from ray.util.state import list_actors
+
+    server = serve(f"sqlite:///{tmp_path / 'service.db'}", RAY_ADDRESS=ray_cluster)
+    spec = tiny_spec(
+        name="kill-worker",
+        strategies=["uniform"],
+        budget_pretrain_steps=400,
+        protocol={
+            "pretrain": {"steps": 400, "batch_size": 32},
+            "finetune": {"epochs": 1, "max_steps_per_epoch": 5},
+        },
+    )
+    job_id = server.submit(spec)
+    run_dir = tmp_path / "runs" / job_id
+    wait_for(
+        lambda: events(run_dir) and events(run_dir)[-1]["type"] == "trial_started", 180, "start"
+    )
+    use_ray_token_auth_like_ray_start()
+    trial_actors = wait_for(
+        lambda: [
+            a
+            for a in list_actors(address=ray_cluster, filters=[("state", "=", "ALIVE")])
+            if a.class_name == "ImplicitFunc"
+        ],
+        60,
+        "the trial's actor",
+    )
+    os.kill(trial_actors[0].pid, signal.SIGKILL)
+    job = final(server, job_id)
+    assert job["status"] == "succeeded", job
+    seen = kinds(run_dir)
+    assert "trial_retry" in seen and "trial_error" not in seen
+    assert seen.count("trial_result") == 1 and job["progress"][0]["retries"] >= 1
+    assert job["attempts"] == 1  # Tune retried the trial inside the same Ray job
+
+
+def test_a_job_ray_lost_is_resumed_from_its_checkpoints(serve, tmp_path):
+    server = serve(f"sqlite:///{tmp_path / 'service.db'}")  # no RAY_ADDRESS: its own head
+    runs = tmp_path / "runs"
+    head = runs / ".ray-head.json"
+    try:
+        job_id = server.submit(tiny_spec(name="ray-lost", seeds=[0, 1]))
+        run = RunDirectory(runs / job_id)
+        first = wait_for(lambda: run.rows(), 300, "a first finished trial")[0]["trial"]
+        # Lose everything: the API process and the whole Ray head with the job on it.
+        server.kill()
+        os.killpg(json.loads(head.read_text())["pid"], signal.SIGKILL)
+        server.start()
+        job = final(server, job_id, timeout=400)
+        assert job["status"] == "succeeded", job
+        assert job["attempts"] == 2 and job["trials_done"] == 4
+        details = [h["detail"] for h in job["history"]]
+        assert any("re-queued" in d for d in details)
+        assert any(d.startswith("resumed from its checkpoints") for d in details)
+        assert len(run.attempts(first)) == 1  # finished before the loss: not run again
+        assert len({r["trial"] for r in run.rows()}) == 4
+    finally:
+        server.stop()
+        if head.exists():
+            stop_ray_head(json.loads(head.read_text())["pid"])
