@@ -88,7 +88,10 @@ def _execute(
             raise
     missing = [c.key for c in cells if c.key not in {r["trial"] for r in run_dir.rows()}]
     if missing:
-        message = f"{len(missing)} trial(s) failed after all retries: {', '.join(missing)}"
+        message = (
+            f"{len(missing)} trial(s) did not finish (failed after all retries, or stopped by "
+            f"budget_wall_clock_s): {', '.join(missing)}"
+        )
         run_dir.set_status("failed", len(cells), message)
         run_dir.event("experiment_failed", error=message)
         raise TrainingError(message + f"; see {run_dir.tune_dir} and `tapweight resume`")
@@ -163,7 +166,6 @@ def _run_config(spec: ExperimentSpec, run_dir: RunDirectory, name: str, callback
         name=name,
         storage_path=str(run_dir.tune_dir),
         failure_config=tune.FailureConfig(max_failures=spec.tune.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         callbacks=callbacks,
         stop=stop,
         verbose=0,

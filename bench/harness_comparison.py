@@ -1,0 +1,80 @@
+"""Strategy comparison through the harness: run (or read) an experiment, record its report.
+
+    python bench/harness_comparison.py examples/bbbp_all_strategies.yaml --out runs/bbbp-all
+    python bench/harness_comparison.py --from-run runs/bbbp-all        # record a finished run
+
+The tables are the harness's own report (one protocol for every strategy, test read once per
+run); the wall time is the experiment's, from its event log. Needs TAPWEIGHT_DATA_DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import record  # noqa: E402
+
+
+def _wall_seconds(events: list[dict]) -> float:
+    """Time between the first start and the finish (a resumed run counts its pause, too)."""
+    times = [dt.datetime.fromisoformat(e["time"]) for e in events]
+    return (max(times) - min(times)).total_seconds()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("spec", nargs="?", help="experiment spec to run")
+    parser.add_argument("--out", type=Path, help="run directory for SPEC")
+    parser.add_argument("--from-run", type=Path, help="record an already finished run")
+    args = parser.parse_args()
+    from harness.report import average_ranks, summarize, write_report
+    from harness.rundir import RunDirectory
+    from harness.runner import run_experiment
+    from harness.spec import load_spec
+
+    if args.from_run:
+        run = RunDirectory(args.from_run)
+    elif args.spec and args.out:
+        run = run_experiment(load_spec(args.spec), args.out, progress=False)
+    else:
+        parser.error("give SPEC --out DIR, or --from-run DIR")
+    if run.status()["state"] != "finished":
+        sys.exit(f"{run.path} is not finished ({run.status()['state']})")
+    spec = run.load_spec()
+    write_report(run)
+    tables = summarize(run.rows())
+    wall = _wall_seconds(run.events())
+    body = (run.report_dir / "report.md").read_text()
+    body = body.split("\n", 2)[2]  # drop the report's own title
+    body = body.replace("](figures/", f"](runs/{run.path.name}/report/figures/")
+    body = body.split("## Figures")[0].strip()
+    figures = {
+        dataset: [
+            {
+                "strategy": s.strategy, "weights": s.weights, "valid": [s.valid_mean, s.valid_std],
+                "test": [s.test_mean, s.test_std], "device_seconds": s.device_seconds,
+                "rank": s.rank,
+            }
+            for s in summaries
+        ]
+        for dataset, summaries in tables.items()
+    }  # fmt: skip
+    figures["average_rank"] = average_ranks(tables)
+    figures["wall_clock_s"] = wall
+    note = (
+        f"Wall time of the whole experiment: {wall / 60:.1f} min "
+        f"({len(run.rows())} trials, Ray Tune on this machine, 1 CPU per trial)."
+    )
+    record(
+        f"harness_{spec.name}",
+        f"Harness comparison: {spec.name} ({', '.join(spec.datasets)})",
+        figures,
+        note + "\n\n" + body,
+    )
+
+
+if __name__ == "__main__":
+    main()
