@@ -133,6 +133,9 @@ class RunDirectory:
                 return False
             with self.results_file.open("a") as stream:
                 stream.write(json.dumps(row) + "\n")
+        status = self.status()
+        if status["state"] == "running":
+            self.set_status("running", status["trials_total"])  # counts the new row
         return True
 
     def rows(self) -> list[dict[str, Any]]:
