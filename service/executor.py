@@ -12,6 +12,7 @@ import enum
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -102,15 +103,24 @@ class RayExecutor:
         except requests.RequestException as error:
             self._client = None  # the head may have moved or restarted: reconnect next time
             raise RayUnavailable(f"Ray Jobs API call failed: {error}") from None
+        except RuntimeError as error:
+            # The SDK's HTTP errors; a 5xx (e.g. "no available agent" while a node starts)
+            # passes, so it is retried on the next pass rather than treated as an answer.
+            if re.search(r"status code 5\d\d", str(error)):
+                raise RayUnavailable(f"Ray Jobs API: {error}") from None
+            raise
 
     def submit(self, submission_id: str, run_dir: Path, resume: bool) -> None:
         """Submit once; a submission id Ray already knows means an earlier try got through."""
+        # The harness's ray.init forwards TAPWEIGHT_*/HF_* variables to its workers itself;
+        # Ray refuses to merge that with the job's own env_vars unless told to.
+        env = {**self._settings.job_env(), "RAY_OVERRIDE_JOB_RUNTIME_ENV": "1"}
         try:
             self._call(
                 "submit_job",
                 entrypoint=entrypoint(run_dir, resume),
                 submission_id=submission_id,
-                runtime_env={"env_vars": self._settings.job_env()},
+                runtime_env={"env_vars": env},
                 metadata={"tapweight_run_dir": str(run_dir)},
             )
         except RuntimeError as error:
@@ -138,6 +148,15 @@ class RayExecutor:
             error_type in _INFRASTRUCTURE_ERRORS or (code is not None and code < 0)
         )
         return RunInfo(state, code, infrastructure)
+
+    def last_log_line(self, submission_id: str) -> str | None:
+        """The last line the run printed (its one-line error when it exits on one)."""
+        try:
+            logs = self._call("get_job_logs", submission_id)
+        except RuntimeError:
+            return None
+        lines = [line.strip() for line in logs.splitlines() if line.strip()]
+        return lines[-1] if lines else None
 
     def stop(self, submission_id: str) -> None:
         try:
@@ -177,6 +196,17 @@ def ray_env() -> dict[str, str]:
     }
 
 
+_NODE_PORTS = (
+    "node-manager-port",
+    "object-manager-port",
+    "dashboard-agent-listen-port",
+    "dashboard-agent-grpc-port",
+    "runtime-env-agent-port",
+    "metrics-export-port",
+    "ray-client-server-port",
+)
+
+
 def start_ray_head(log_path: Path, num_cpus: int | None = None) -> tuple[subprocess.Popen, str]:
     """``ray start --head --block`` on loopback in its own process group; returns the process
     and the dashboard URL once the Jobs API answers. Killing the process stops the head."""
@@ -194,6 +224,8 @@ def start_ray_head(log_path: Path, num_cpus: int | None = None) -> tuple[subproc
         f"--dashboard-port={dashboard_port}",
         f"--temp-dir={temp_dir}",
         "--disable-usage-stats",
+        # Fixed defaults (e.g. the agent's 52365) would clash with any other Ray on the host.
+        *(f"--{name}={free_port()}" for name in _NODE_PORTS),
     ]
     if num_cpus is not None:
         command.append(f"--num-cpus={num_cpus}")

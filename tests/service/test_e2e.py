@@ -205,7 +205,7 @@ def test_a_job_ray_lost_is_resumed_from_its_checkpoints(serve, tmp_path):
     try:
         job_id = server.submit(tiny_spec(name="ray-lost", seeds=[0, 1]))
         run = RunDirectory(runs / job_id)
-        first = wait_for(lambda: run.rows(), 300, "a first finished trial")[0]["trial"]
+        first = wait_for(lambda: run.rows(), 300, "a first finished trial")[0]
         # Lose everything: the API process and the whole Ray head with the job on it.
         server.kill()
         os.killpg(json.loads(head.read_text())["pid"], signal.SIGKILL)
@@ -216,9 +216,21 @@ def test_a_job_ray_lost_is_resumed_from_its_checkpoints(serve, tmp_path):
         details = [h["detail"] for h in job["history"]]
         assert any("re-queued" in d for d in details)
         assert any(d.startswith("resumed from its checkpoints") for d in details)
-        assert len(run.attempts(first)) == 1  # finished before the loss: not run again
-        assert len({r["trial"] for r in run.rows()}) == 4
+        assert any(e["type"] == "experiment_started" and e["resumed"] for e in events(run.path))
+        rows = run.rows()  # each trial once; the one finished before the loss is kept as it was
+        assert len(rows) == 4 and len({r["trial"] for r in rows}) == 4 and rows[0] == first
+        stored = httpx.get(f"{server.url}/jobs/{job_id}/results", headers=ALICE).json()
+        assert sorted(r["trial"] for r in stored) == sorted(r["trial"] for r in rows)
     finally:
         server.stop()
         if head.exists():
             stop_ray_head(json.loads(head.read_text())["pid"])
+
+
+def test_a_run_that_fails_is_failed_with_its_own_error(ray_cluster, serve, tmp_path):
+    # A valid spec that no node of the 2-CPU test cluster can run: the harness refuses it.
+    server = serve(f"sqlite:///{tmp_path / 'service.db'}", RAY_ADDRESS=ray_cluster)
+    job = final(server, server.submit(tiny_spec(name="too-big", resources={"cpu": 64})))
+    assert job["status"] == "failed" and job["attempts"] == 1
+    assert "64 CPUs" in job["error"] and "Traceback" not in job["error"]
+    assert job["history"][-1]["status"] == "failed"
