@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-quick lint clean
+.PHONY: install demo test bench bench-quick bench-strategies lint clean
 
 install: $(STAMP)
 
@@ -30,10 +30,16 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/featurization.py
 	$(BIN)/python bench/tapweight_cost.py
+	$(BIN)/python bench/ray_overhead.py
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/featurization.py --quick
 	$(BIN)/python bench/tapweight_cost.py --quick
+	$(BIN)/python bench/ray_overhead.py --quick
+
+# Every strategy on BBBP through the harness (2 seeds, CPU scale; about 30 minutes on 2 cores).
+bench-strategies: $(STAMP)
+	$(BIN)/python bench/harness_comparison.py examples/bbbp_all_strategies.yaml --out runs/bench-bbbp-$$(date +%Y%m%d-%H%M%S)
 
 lint: $(STAMP)
 	$(BIN)/ruff check tapweight baselines harness service tests bench
