@@ -149,13 +149,17 @@ class RayExecutor:
         )
         return RunInfo(state, code, infrastructure)
 
-    def last_log_line(self, submission_id: str) -> str | None:
-        """The last line the run printed (its one-line error when it exits on one)."""
+    def run_error(self, submission_id: str) -> str | None:
+        """The run's own error message from its log: the CLI's last ``error:`` message (which
+        the console may have wrapped over several lines), else the last line printed."""
         try:
             logs = self._call("get_job_logs", submission_id)
         except RuntimeError:
             return None
         lines = [line.strip() for line in logs.splitlines() if line.strip()]
+        for index in range(len(lines) - 1, -1, -1):
+            if lines[index].startswith("error:"):
+                return " ".join(lines[index:]).removeprefix("error:").strip()
         return lines[-1] if lines else None
 
     def stop(self, submission_id: str) -> None:

@@ -97,14 +97,14 @@ class Reconciler:
             self._executor.stop(submission_id)
         info = self._executor.info(submission_id)
         self._ingest(job_id, run_dir)
-        log_line = None
+        log_error = None
         if info.state is RunState.failed and not info.infrastructure_failure:
-            log_line = self._executor.last_log_line(submission_id)
+            log_error = self._executor.run_error(submission_id)
         with self._db.transaction() as session:
             job = session.get(Job, job_id, with_for_update=True)
             if job is None or job.status is not status or job.submission_id != submission_id:
                 return  # changed by someone else meanwhile; next pass sees the new state
-            self._follow(job, info, run_dir, log_line)
+            self._follow(job, info, run_dir, log_error)
 
     def _submit(self, job_id: str, spec: dict, run_dir: Path, attempts: int) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -139,7 +139,7 @@ class Reconciler:
             if isinstance(status.get("trials_done"), int):
                 job.trials_done = status["trials_done"]
 
-    def _follow(self, job: Job, info: RunInfo, run_dir: Path, log_line: str | None) -> None:
+    def _follow(self, job: Job, info: RunInfo, run_dir: Path, log_error: str | None) -> None:
         state = info.state
         if state is RunState.pending:
             return
@@ -155,7 +155,7 @@ class Reconciler:
             crud.set_status(job, JobStatus.cancelled, why)
             return
         if state is RunState.failed and not info.infrastructure_failure:
-            run_error = (read_status(run_dir) or {}).get("error") or log_line
+            run_error = (read_status(run_dir) or {}).get("error") or log_error
             job.error = clean_error(run_error) or f"the run exited with code {info.exit_code}"
             crud.set_status(job, JobStatus.failed, job.error)
             return

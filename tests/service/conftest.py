@@ -265,4 +265,4 @@ def ray_cluster() -> Iterator[str]:
     try:
         yield url
     finally:
-        stop_ray_head(process.pid)
+        stop_ray_head(process.pid, grace_s=3)
