@@ -31,11 +31,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/featurization.py
 	$(BIN)/python bench/tapweight_cost.py
 	$(BIN)/python bench/ray_overhead.py
+	$(BIN)/python bench/service_load.py
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/featurization.py --quick
 	$(BIN)/python bench/tapweight_cost.py --quick
 	$(BIN)/python bench/ray_overhead.py --quick
+	$(BIN)/python bench/service_load.py --quick
 
 # Every strategy on BBBP through the harness (2 seeds, CPU scale; about 30 minutes on 2 cores).
 bench-strategies: $(STAMP)

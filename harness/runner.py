@@ -30,6 +30,8 @@ __all__ = ["run_experiment", "resume_experiment", "cells_of"]
 
 log = logging.getLogger(__name__)
 _FORWARDED_ENV = ("TAPWEIGHT_", "HF_")
+_JOB_ENV_MARKER = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+"""Set by Ray's job supervisor for the driver of a submitted job."""
 
 
 def cells_of(spec: ExperimentSpec) -> list[Cell]:
@@ -69,11 +71,11 @@ def _execute(
     from harness.report import write_report
 
     cells = cells_of(spec)
-    with _ray(address):
-        resources = _trial_resources(spec)
-        run_dir.event("experiment_started", trials=len(cells), resumed=resumed, spec=spec.name)
-        run_dir.set_status("running", len(cells))
-        try:
+    try:
+        with _ray(address):
+            resources = _trial_resources(spec)
+            run_dir.event("experiment_started", trials=len(cells), resumed=resumed, spec=spec.name)
+            run_dir.set_status("running", len(cells))
             with TrialProgress(len(cells), len(run_dir.rows()), enabled=progress) as bar:
                 for dataset in spec.datasets:
                     for entry in spec.strategies:
@@ -81,11 +83,11 @@ def _execute(
                             for seed in spec.seeds:
                                 _search_stage(spec, run_dir, dataset, entry, seed, resources, bar)
                 _cell_stage(spec, run_dir, cells, resources, bar)
-        except BaseException as error:
-            message = str(error) if isinstance(error, TapWeightError) else repr(error)
-            run_dir.set_status("failed", len(cells), message)
-            run_dir.event("experiment_failed", error=message)
-            raise
+    except BaseException as error:  # refusals before the first trial count too
+        message = str(error) if isinstance(error, TapWeightError) else repr(error)
+        run_dir.set_status("failed", len(cells), message)
+        run_dir.event("experiment_failed", error=message)
+        raise
     missing = [c.key for c in cells if c.key not in {r["trial"] for r in run_dir.rows()}]
     if missing:
         message = (
@@ -97,7 +99,7 @@ def _execute(
         raise TrainingError(message + f"; see {run_dir.tune_dir} and `tapweight resume`")
     write_report(run_dir)
     run_dir.set_status("finished", len(cells))
-    run_dir.event("experiment_finished", report=str(run_dir.report_dir / "report.md"))
+    run_dir.event("experiment_finished", report="report/report.md")
     return run_dir
 
 
@@ -111,13 +113,13 @@ def _ray(address: str | None) -> Iterator[None]:
         return
     address = address or os.environ.get("RAY_ADDRESS")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our own progress display, not Tune's
-    env = {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_ENV)}
-    options: dict[str, Any] = {
-        "runtime_env": {"env_vars": env},
-        "log_to_driver": False,
-        "logging_level": logging.WARNING,
-    }
+    options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     if address:
+        # Workers of a local Ray inherit this process's environment, and a Ray job's driver
+        # already passes the job's; only a plain client of a cluster must forward ours.
+        if _JOB_ENV_MARKER not in os.environ:
+            env = {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_ENV)}
+            options["runtime_env"] = {"env_vars": env}
         ray.init(address=address, **options)
     else:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

@@ -149,9 +149,11 @@ def run_cell(config: dict[str, Any]) -> None:
     cell = Cell(**config["cell"])
     run_dir = RunDirectory(config["run_dir"])
     state = _load_state()
-    if "row" in state:  # finished before an interruption saved Tune's state: no training again
+    # Finished before an interruption saved Tune's state: replay the row, never train again.
+    row = state.get("row") or next((r for r in run_dir.rows() if r["trial"] == cell.key), None)
+    if row is not None:
         run_dir.log_attempt(cell.key, "replayed finished result")
-        _report({"phase": "done", "row": json.dumps(state["row"])})
+        _report({"phase": "done", "row": json.dumps(row)})
         return
     run_dir.log_attempt(cell.key, "resumed after search" if state else "started")
     torch.set_num_threads(max(1, int(spec.resources.cpu)))

@@ -112,9 +112,7 @@ class RayExecutor:
 
     def submit(self, submission_id: str, run_dir: Path, resume: bool) -> None:
         """Submit once; a submission id Ray already knows means an earlier try got through."""
-        # The harness's ray.init forwards TAPWEIGHT_*/HF_* variables to its workers itself;
-        # Ray refuses to merge that with the job's own env_vars unless told to.
-        env = {**self._settings.job_env(), "RAY_OVERRIDE_JOB_RUNTIME_ENV": "1"}
+        env = self._settings.job_env()  # the job's driver passes these on to its trials
         try:
             self._call(
                 "submit_job",
