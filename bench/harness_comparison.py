@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import RESULTS as ROOT_RESULTS  # noqa: E402
 from record import record  # noqa: E402
 
 
@@ -65,8 +67,13 @@ def main() -> None:
     wall = _wall_seconds(run.events())
     body = (run.report_dir / "report.md").read_text()
     body = body.split("\n", 2)[2]  # drop the report's own title
-    body = body.replace("](figures/", f"](runs/{run.path.name}/report/figures/")
     body = body.split("## Figures")[0].strip()
+    shown = ROOT_RESULTS / "figures" / spec.name  # the report's PNGs, kept beside the JSON
+    shown.mkdir(parents=True, exist_ok=True)
+    links = []
+    for png in sorted((run.report_dir / "figures").glob("*.png")):
+        shutil.copyfile(png, shown / png.name)
+        links.append(f"![{png.stem}](bench/results/figures/{spec.name}/{png.name})")
     figures = {
         dataset: [
             {
@@ -94,7 +101,7 @@ def main() -> None:
         f"harness_{spec.name}",
         f"Harness comparison: {spec.name} ({', '.join(spec.datasets)})",
         figures,
-        note + "\n\n" + body,
+        note + "\n\n" + body + "\n\n" + "\n".join(links),
     )
 
 

@@ -260,6 +260,7 @@ def _draw(tables, rows, objectives: list[str], out: Path) -> list[str]:
 
     fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
+        ax.set_prop_cycle(color=plt.cm.tab20.colors)  # more strategies than the default 10
         for row in (r for r in rows if r["dataset"] == dataset and r["seed"] == rows[0]["seed"]):
             xs, ys = _anytime(row)
             ax.step(xs, ys, where="post", marker=".", label=row["strategy"])
