@@ -15,9 +15,8 @@ from math import comb
 from tqdm.auto import tqdm
 
 from baselines.base import Budget, ProgressCallback, Strategy
-from baselines.trial import SearchTrials
+from baselines.trial import SearchTrials, best_point, scored_point
 from tapweight.components import Components
-from tapweight.downstream.metrics import is_better
 from tapweight.errors import ConfigError
 from tapweight.result import TrajectoryPoint, WeightingResult
 
@@ -76,23 +75,17 @@ class GridSearch(Strategy):
         progress: bool = False,
     ) -> tuple[list[float], float, list[TrajectoryPoint]]:
         """Evaluate every lattice point; return the best point, its score and the history."""
-        best, best_score, history = None, None, []
+        history: list[TrajectoryPoint] = []
         points = simplex_lattice(num_objectives, self.resolution)
         for index, weights in enumerate(
             tqdm(points, desc="grid", disable=None if progress else True)
         ):
-            score = evaluate(weights)
-            if is_better(metric, score, best_score):
-                best, best_score = weights, score
-            point = TrajectoryPoint(
-                step=index + 1, weights=weights,
-                metrics={f"valid_{metric}": score, f"best_valid_{metric}": best_score},
-            )  # fmt: skip
+            point = scored_point(index + 1, weights, metric, evaluate(weights), history)
             history.append(point)
             if callback:
                 callback(point)
-        assert best is not None and best_score is not None
-        return best, best_score, history
+        best = best_point(history, metric)
+        return best.weights, best.metrics[f"valid_{metric}"], history
 
     def run(
         self, parts: Components, budget: Budget, callback: ProgressCallback | None = None

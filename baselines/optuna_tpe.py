@@ -14,9 +14,9 @@ from collections.abc import Callable
 from tqdm.auto import tqdm
 
 from baselines.base import Budget, ProgressCallback, Strategy
-from baselines.trial import SearchTrials
+from baselines.trial import SearchTrials, best_point, scored_point
 from tapweight.components import Components
-from tapweight.downstream.metrics import HIGHER_IS_BETTER, is_better
+from tapweight.downstream.metrics import HIGHER_IS_BETTER
 from tapweight.errors import ConfigError
 from tapweight.result import TrajectoryPoint, WeightingResult
 
@@ -91,7 +91,7 @@ class OptunaTPE(Strategy):
         """Run the study; ``evaluate(weights, report)`` may call ``report(score, step)``."""
         import optuna
 
-        study, history, best = self.study(metric), [], None
+        study, history = self.study(metric), []
         space = search_space(num_objectives)
         for index in tqdm(range(self.n_trials), desc="optuna", disable=None if progress else True):
             trial = study.ask()
@@ -108,21 +108,14 @@ class OptunaTPE(Strategy):
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 continue
             study.tell(trial, score)
-            best = score if is_better(metric, score, best) else best
-            point = TrajectoryPoint(
-                step=index + 1, weights=weights,
-                metrics={f"valid_{metric}": score, f"best_valid_{metric}": best},
-            )  # fmt: skip
+            point = scored_point(index + 1, weights, metric, score, history)
             history.append(point)
             if callback:
                 callback(point)
         if not history:
             raise ConfigError("every Optuna trial was pruned; use a gentler pruner or more trials")
-        best_point = max(
-            history,
-            key=lambda p: p.metrics[f"valid_{metric}"] * (1 if HIGHER_IS_BETTER[metric] else -1),
-        )
-        return best_point.weights, best_point.metrics[f"valid_{metric}"], history
+        best = best_point(history, metric)
+        return best.weights, best.metrics[f"valid_{metric}"], history
 
     def run(
         self, parts: Components, budget: Budget, callback: ProgressCallback | None = None

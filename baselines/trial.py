@@ -19,7 +19,7 @@ from tapweight.downstream.metrics import is_better
 from tapweight.pretrain import continued_pretrain
 from tapweight.result import Cost, TrajectoryPoint, WeightingResult
 
-__all__ = ["TrialOutcome", "SearchTrials", "train_with_weights"]
+__all__ = ["TrialOutcome", "SearchTrials", "train_with_weights", "scored_point", "best_point"]
 
 
 @dataclass
@@ -30,6 +30,24 @@ class TrialOutcome:
     finetuned: FinetuneResult
     seconds: float
     passes: int
+
+
+def scored_point(
+    step: int, weights: Sequence[float], metric: str, score: float, history: list[TrajectoryPoint]
+) -> TrajectoryPoint:
+    """A search trial as a trajectory point: its validation score and the best so far."""
+    best = history[-1].metrics[f"best_valid_{metric}"] if history else None
+    best = score if is_better(metric, score, best) else best
+    return TrajectoryPoint(
+        step=step, weights=list(weights),
+        metrics={f"valid_{metric}": score, f"best_valid_{metric}": best},
+    )  # fmt: skip
+
+
+def best_point(history: list[TrajectoryPoint], metric: str) -> TrajectoryPoint:
+    """The first trial that reached the best validation score of a search."""
+    best = history[-1].metrics[f"best_valid_{metric}"]
+    return next(p for p in history if p.metrics[f"valid_{metric}"] == best)
 
 
 def train_with_weights(

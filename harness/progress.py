@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.rundir import RunDirectory
+from harness.rundir import RunDirectory, read_jsonl
 
 __all__ = ["TrialProgress"]
 
@@ -43,7 +43,7 @@ class TrialProgress:
         self.overall = self.progress.add_task("trials", total=total, completed=done)
         self.running: dict[str, Any] = {}
         self.run_dir: RunDirectory | None = None
-        self.seen = 0
+        self.offset = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._follow, daemon=True)
 
@@ -63,7 +63,7 @@ class TrialProgress:
     def attach(self, run_dir: RunDirectory) -> None:
         """Follow this run directory's events from now on."""
         self.run_dir = run_dir
-        self.seen = len(run_dir.events())
+        self.offset = run_dir.events_file.stat().st_size if run_dir.events_file.exists() else 0
         self.progress.update(self.overall, description="trials")
 
     def stage(self, description: str) -> None:
@@ -76,8 +76,8 @@ class TrialProgress:
     def _poll(self) -> None:
         if self.run_dir is None:
             return
-        events = self.run_dir.events()
-        for event in events[self.seen :]:
+        for offset, event in read_jsonl(self.run_dir.events_file, self.offset):
+            self.offset = offset
             trial, kind = event.get("trial"), event["type"]
             if kind == "trial_started" and trial not in self.running:
                 self.running[trial] = self.progress.add_task(f"  {trial}", total=None)
@@ -89,4 +89,3 @@ class TrialProgress:
                 self.progress.remove_task(self.running.pop(trial))
                 if kind == "trial_result":
                     self.progress.advance(self.overall)
-        self.seen = len(events)

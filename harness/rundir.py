@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +20,7 @@ from typing import Any, Literal
 from harness.spec import ExperimentSpec, parse_spec
 from tapweight.errors import ConfigError
 
-__all__ = ["RunDirectory", "EventType", "trial_key"]
+__all__ = ["RunDirectory", "EventType", "read_jsonl", "trial_key"]
 
 EventType = Literal[
     "experiment_started",
@@ -155,14 +156,25 @@ def _slug(key: str) -> str:
     return key.replace("/", "__").replace(":", "-").replace("[", "(").replace("]", ")")
 
 
+def read_jsonl(path: Path, offset: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(offset after the line, object)`` for each complete JSON line from ``offset`` on, so a
+    follower reads only what was appended since its last call."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            for line in handle:
+                if not line.endswith(b"\n"):
+                    return  # the writer is still on it (or was killed mid-line)
+                offset += len(line)
+                try:
+                    item = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(item, dict):
+                    yield offset, item
+    except FileNotFoundError:
+        return
+
+
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut short by a kill mid-write; the next write is whole
-    return rows
+    return [item for _, item in read_jsonl(path)]

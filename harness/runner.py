@@ -19,6 +19,7 @@ from typing import Any
 
 from ray import tune
 
+from baselines.trial import best_point, scored_point
 from harness.progress import TrialProgress
 from harness.rundir import RunDirectory, trial_key
 from harness.spec import TUNE_NATIVE, ExperimentSpec, StrategySpec
@@ -261,7 +262,7 @@ def _search_stage(
         _run_config(spec, run_dir, name, []),
     )
     results = tuner.fit()
-    result = _search_result(spec, entry, results, metric, mode)
+    result = _search_result(spec, entry, results, metric)
     result.save(out)
     run_dir.event(
         "progress", trial=trial_key(dataset, entry.label, seed), phase="searched",
@@ -269,7 +270,7 @@ def _search_stage(
     )  # fmt: skip
 
 
-def _search_result(spec, entry: StrategySpec, results, metric: str, mode: str) -> WeightingResult:
+def _search_result(spec, entry: StrategySpec, results, metric: str) -> WeightingResult:
     """Turn a finished Tune search into the strategy's result (best complete trial wins)."""
     finished = [r for r in results if r.metrics and r.error is None]
     complete = sorted(
@@ -280,25 +281,17 @@ def _search_result(spec, entry: StrategySpec, results, metric: str, mode: str) -
             f"{entry.label}: no search trial completed ({len(results)} started; "
             f"{len(results.errors)} failed); lower ASHA's aggressiveness or add trials"
         )
-    sign = 1 if mode == "max" else -1
-    history, best = [], None
+    history: list[TrajectoryPoint] = []
     for index, trial in enumerate(complete, start=1):
-        score = trial.metrics["valid"]
-        best = score if best is None or sign * score > sign * best else best
-        history.append(
-            TrajectoryPoint(
-                step=index,
-                weights=list(trial.metrics["weights"]),
-                metrics={f"valid_{metric}": score, f"best_valid_{metric}": best},
-            )  # fmt: skip
-        )
-    top = max(complete, key=lambda r: sign * r.metrics["valid"])
+        weights, score = trial.metrics["weights"], trial.metrics["valid"]
+        history.append(scored_point(index, weights, metric, score, history))
+    top = best_point(history, metric)
     steps = spec.protocol.pretrain.steps
     pruned = len(finished) - len(complete)
     return WeightingResult(
         strategy=entry.name,
         objective_names=list(spec.objectives),
-        weights=list(top.metrics["weights"]),
+        weights=top.weights,
         trajectory=history,
         cost=Cost(
             wall_clock_s=sum(r.metrics.get("time_total_s", 0.0) for r in finished),
@@ -306,7 +299,7 @@ def _search_result(spec, entry: StrategySpec, results, metric: str, mode: str) -
             passes={"pretrain": steps * len(finished)},
             full_trainings=len(finished),
         ),
-        native_scores={f"valid_{metric}": top.metrics["valid"]},
+        native_scores={f"valid_{metric}": top.metrics[f"valid_{metric}"]},
         settings={**entry.settings, "tune_trials": len(finished), "pruned": pruned},
     )
 

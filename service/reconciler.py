@@ -16,11 +16,12 @@ from pathlib import Path
 
 import yaml
 
+from harness.rundir import read_jsonl
 from service import crud
 from service.db import Database
 from service.executor import RayExecutor, RayUnavailable, RunInfo, RunState
 from service.models import Job, JobStatus
-from service.runs import SPEC_FILE, read_lines, read_status
+from service.runs import SPEC_FILE, read_status
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ class Reconciler:
                 job.cancel_requested = True  # cancelled while we submitted: stop it next pass
 
     def _ingest(self, job_id: str, run_dir: Path) -> None:
-        rows = [row for _, row in read_lines(run_dir / "results.jsonl")]
+        rows = [row for _, row in read_jsonl(run_dir / "results.jsonl")]
         status = read_status(run_dir) or {}
         with self._db.transaction() as session:
             job = session.get(Job, job_id)

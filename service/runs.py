@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from harness.rundir import read_jsonl
 
 SPEC_FILE = "spec.yaml"
 
@@ -24,30 +25,6 @@ def read_status(run_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return status if isinstance(status, dict) else None
-
-
-def read_lines(path: Path, offset: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(offset after the line, object)`` for each complete JSON line from ``offset`` on."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            for line in handle:
-                if not line.endswith(b"\n"):
-                    return  # the writer is still on it
-                offset += len(line)
-                try:
-                    item = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(item, dict):
-                    yield offset, item
-    except FileNotFoundError:
-        return
-
-
-def trial_key(row: dict[str, Any]) -> str:
-    """The harness's trial name for a results row: ``<dataset>/<strategy label>/seed<k>``."""
-    return row.get("trial") or f"{row['dataset']}/{row['strategy']}/seed{row['seed']}"
 
 
 @dataclass
@@ -72,7 +49,7 @@ class ProgressReader:
             self._cache[path] = state
             while len(self._cache) > self._capacity:
                 self._cache.popitem(last=False)
-            for offset, event in read_lines(path, state.offset):
+            for offset, event in read_jsonl(path, state.offset):
                 _apply(state.trials, event)
                 state.offset = offset
             return [dict(trial) for trial in state.trials.values()]

@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import EventSourceResponse
 
+from harness.rundir import read_jsonl
 from harness.spec import ExperimentSpec
 from service import crud
 from service.api.deps import (
@@ -26,7 +27,7 @@ from service.api.deps import (
     check_spec_references,
 )
 from service.models import Job, JobStatus
-from service.runs import read_lines, report_file
+from service.runs import report_file
 from service.schemas import (
     JobAccepted,
     JobDetail,
@@ -238,7 +239,7 @@ def _job_status(sessions: sessionmaker[Session], job_id: str) -> JobStatus:
 
 
 def _read_from(path: Path, offset: int) -> list[tuple[int, dict]]:
-    return list(read_lines(path, offset))
+    return list(read_jsonl(path, offset))
 
 
 async def _events(
