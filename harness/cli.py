@@ -21,6 +21,19 @@ Address = Annotated[
     typer.Option(envvar="RAY_ADDRESS", help="Ray cluster to join (default: start Ray locally)"),
 ]
 Quiet = Annotated[bool, typer.Option("--no-progress", help="no progress bars")]
+Local = Annotated[
+    bool,
+    typer.Option(
+        "--local",
+        help="run the trials in this process, one after another, without Ray (no retries, "
+        "no ASHA; grid and Optuna search in-process)",
+    ),
+]
+
+
+def _check_local(local: bool, address: str | None) -> None:
+    if local and address:
+        raise typer.BadParameter("--local runs without Ray; drop --address / RAY_ADDRESS")
 
 
 def register(app: typer.Typer) -> None:
@@ -39,19 +52,27 @@ def run(
         Path | None, typer.Option(envvar="TAPWEIGHT_DATA_DIR", help="shared data folder")
     ] = None,
     no_progress: Quiet = False,
+    local: Local = False,
 ) -> None:
     """Run every strategy of SPEC through Ray Tune and write results and a report."""
     import os
 
-    from harness.runner import run_experiment
     from harness.spec import load_spec
 
+    _check_local(local, address)
     parsed = load_spec(spec)
     if data_dir is not None:
         os.environ["TAPWEIGHT_DATA_DIR"] = str(data_dir.resolve())
     if out is None:
         out = Path("runs") / f"{parsed.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_dir = run_experiment(parsed, out, address, not no_progress)
+    if local:
+        from harness.local import run_local
+
+        run_dir = run_local(parsed, out, not no_progress)
+    else:
+        from harness.runner import run_experiment
+
+        run_dir = run_experiment(parsed, out, address, not no_progress)
     _summary(run_dir)
 
 
@@ -59,8 +80,15 @@ def resume(
     directory: Annotated[Path, typer.Argument(help="run directory of an interrupted run")],
     address: Address = None,
     no_progress: Quiet = False,
+    local: Local = False,
 ) -> None:
     """Continue an interrupted run; finished trials are kept, not run again."""
+    _check_local(local, address)
+    if local:
+        from harness.local import resume_local
+
+        _summary(resume_local(directory, not no_progress))
+        return
     from harness.runner import resume_experiment
 
     _summary(resume_experiment(directory, address, not no_progress))
@@ -106,8 +134,8 @@ def schema(
 @spec_app.command("check")
 def check(spec: Annotated[Path, typer.Argument(help="experiment spec (.yaml or .json)")]) -> None:
     """Validate SPEC and list the trials it would run."""
-    from harness.runner import cells_of
     from harness.spec import load_spec
+    from harness.trials import cells_of
 
     parsed = load_spec(spec)
     cells = cells_of(parsed)

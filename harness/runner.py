@@ -23,25 +23,16 @@ from baselines.trial import best_point, scored_point
 from harness.progress import TrialProgress
 from harness.rundir import RunDirectory, trial_key
 from harness.spec import TUNE_NATIVE, ExperimentSpec, StrategySpec
-from harness.trials import Cell, run_cell, run_search_point
+from harness.trials import Cell, cells_of, run_cell, run_search_point
 from tapweight.errors import ConfigError, TapWeightError, TrainingError
 from tapweight.result import Cost, TrajectoryPoint, WeightingResult
 
-__all__ = ["run_experiment", "resume_experiment", "cells_of"]
+__all__ = ["run_experiment", "resume_experiment"]
 
 log = logging.getLogger(__name__)
 _FORWARDED_ENV = ("TAPWEIGHT_", "HF_")
 _JOB_ENV_MARKER = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 """Set by Ray's job supervisor for the driver of a submitted job."""
-
-
-def cells_of(spec: ExperimentSpec) -> list[Cell]:
-    return [
-        Cell(dataset, entry.label, seed)
-        for dataset in spec.datasets
-        for entry in spec.strategies
-        for seed in spec.seeds
-    ]
 
 
 def run_experiment(

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,16 @@ from harness.rundir import RunDirectory, trial_key
 from harness.spec import TUNE_NATIVE, ExperimentSpec
 from tapweight.result import TrajectoryPoint, WeightingResult
 
-__all__ = ["Cell", "run_cell", "run_search_point", "build_parts", "versions"]
+__all__ = [
+    "Cell",
+    "build_parts",
+    "cells_of",
+    "run_cell",
+    "run_search_point",
+    "score_cell",
+    "search_weights",
+    "versions",
+]
 
 _STATE_FILE = "cell_state.json"
 
@@ -37,6 +48,16 @@ class Cell:
     @property
     def key(self) -> str:
         return trial_key(self.dataset, self.strategy, self.seed)
+
+
+def cells_of(spec: ExperimentSpec) -> list[Cell]:
+    """Every dataset × strategy × seed of the spec, in the order they are run."""
+    return [
+        Cell(dataset, entry.label, seed)
+        for dataset in spec.datasets
+        for entry in spec.strategies
+        for seed in spec.seeds
+    ]
 
 
 def build_parts(spec: ExperimentSpec, dataset: str, seed: int):
@@ -68,17 +89,20 @@ def trial_device() -> str:
 
 
 def versions() -> dict[str, str]:
-    import ray
+    """Versions that produced a row (Ray's only where it ran the trial)."""
     import torch
 
     import tapweight
 
-    return {
+    found = {
         "tapweight": tapweight.__version__,
         "torch": torch.__version__,
-        "ray": ray.__version__,
         "python": platform.python_version(),
     }
+    ray = sys.modules.get("ray")  # loaded only where Ray ran the trial, never by the local runner
+    if ray is not None:
+        found["ray"] = ray.__version__
+    return found
 
 
 def _budget(spec: ExperimentSpec, label: str, device: str):
@@ -112,12 +136,16 @@ def _load_state() -> dict:
         return json.loads(Path(folder, _STATE_FILE).read_text())
 
 
-def _search(spec: ExperimentSpec, cell: Cell, parts, run_dir: RunDirectory, device: str):
-    """The strategy's own search; grid and Optuna were searched by Ray Tune beforehand."""
+def search_weights(
+    spec: ExperimentSpec, cell: Cell, parts, run_dir: RunDirectory, device: str,
+    on_point: Callable[[dict[str, Any]], None], tune_searched: bool = True,
+) -> WeightingResult:  # fmt: skip
+    """The strategy's own search. With ``tune_searched``, grid and Optuna were searched by Ray
+    Tune beforehand and their result is read; without, they search in this process."""
     from baselines import make_strategy
 
     entry = spec.strategy(cell.strategy)
-    if entry.name in TUNE_NATIVE:
+    if tune_searched and entry.name in TUNE_NATIVE:
         return WeightingResult.load(run_dir.search_dir(cell.dataset, cell.strategy, cell.seed))
     settings = dict(entry.settings)
     if entry.name == "tapweight":
@@ -126,7 +154,7 @@ def _search(spec: ExperimentSpec, cell: Cell, parts, run_dir: RunDirectory, devi
     began = time.perf_counter()
 
     def progress(point: TrajectoryPoint) -> None:
-        _report(
+        on_point(
             {
                 "phase": "search",
                 "step": point.step,
@@ -139,11 +167,54 @@ def _search(spec: ExperimentSpec, cell: Cell, parts, run_dir: RunDirectory, devi
     return strategy.run(parts, _budget(spec, cell.strategy, device), callback=progress)
 
 
+def score_cell(
+    spec: ExperimentSpec, cell: Cell, parts, result: WeightingResult, search_s: float,
+    device: str,
+) -> dict[str, Any]:  # fmt: skip
+    """Score a strategy's weights with the shared protocol: the cell's results row."""
+    from harness.protocol import retrain
+
+    budget = _budget(spec, cell.strategy, device)
+    scores = retrain(
+        parts, result, budget.pretrain, budget.finetune, cell.seed, spec.protocol.finetune_seeds
+    )
+    seconds = search_s + scores.seconds
+    units = spec.resources.gpu if device == "cuda" else spec.resources.cpu
+    units = 1.0 if units == "auto" else float(units)
+    passes = dict(result.cost.passes)
+    passes["protocol_pretrain"] = scores.pretrain_passes
+    passes["protocol_finetune"] = scores.finetune_passes
+    return {
+        "trial": cell.key,
+        "spec_hash": spec.spec_hash(),
+        "experiment": spec.name,
+        "dataset": cell.dataset,
+        "strategy": cell.strategy,
+        "seed": cell.seed,
+        "objective_names": result.objective_names,
+        "weights": result.weights,
+        "continued_pretraining": result.continued_pretraining,
+        "retrained": scores.summary(),
+        "native": result.native_scores,
+        "cost": {
+            "wall_clock_s": seconds,
+            "search_s": search_s,
+            "protocol_s": scores.seconds,
+            "device_seconds": seconds * units,
+            "device": device,
+            "passes": passes,
+            "search_passes": result.cost.total_passes,
+            "full_trainings": result.cost.full_trainings + int(result.continued_pretraining),
+        },
+        "trajectory": [p.model_dump(mode="json") for p in result.trajectory],
+        "settings": result.settings,
+        "versions": versions(),
+    }
+
+
 def run_cell(config: dict[str, Any]) -> None:
     """Ray Tune function trainable for one (dataset, strategy, seed) cell."""
     import torch
-
-    from harness.protocol import retrain
 
     spec = ExperimentSpec.model_validate(config["spec"])
     cell = Cell(**config["cell"])
@@ -162,7 +233,7 @@ def run_cell(config: dict[str, Any]) -> None:
     parts = build_parts(spec, cell.dataset, cell.seed)
     loading_s = time.perf_counter() - began
     if not state:
-        result = _search(spec, cell, parts, run_dir, device)
+        result = search_weights(spec, cell, parts, run_dir, device, _report)
         state = {  # the strategy's own clock; for grid/Optuna the sum of their Tune trials
             "result": result.model_dump(mode="json"),
             "search_s": loading_s + result.cost.wall_clock_s,
@@ -170,41 +241,7 @@ def run_cell(config: dict[str, Any]) -> None:
         _report({"phase": "searched", "weights": result.weights}, state)
     maybe_fail(cell.key, run_dir)
     result = WeightingResult.model_validate(state["result"])
-    budget = _budget(spec, cell.strategy, device)
-    scores = retrain(
-        parts, result, budget.pretrain, budget.finetune, cell.seed, spec.protocol.finetune_seeds
-    )
-    seconds = state["search_s"] + scores.seconds
-    units = spec.resources.gpu if device == "cuda" else spec.resources.cpu
-    passes = dict(result.cost.passes)
-    passes["protocol_pretrain"] = scores.pretrain_passes
-    passes["protocol_finetune"] = scores.finetune_passes
-    row = {
-        "trial": cell.key,
-        "spec_hash": spec.spec_hash(),
-        "experiment": spec.name,
-        "dataset": cell.dataset,
-        "strategy": cell.strategy,
-        "seed": cell.seed,
-        "objective_names": result.objective_names,
-        "weights": result.weights,
-        "continued_pretraining": result.continued_pretraining,
-        "retrained": scores.summary(),
-        "native": result.native_scores,
-        "cost": {
-            "wall_clock_s": seconds,
-            "search_s": state["search_s"],
-            "protocol_s": scores.seconds,
-            "device_seconds": seconds * float(units),
-            "device": device,
-            "passes": passes,
-            "search_passes": result.cost.total_passes,
-            "full_trainings": result.cost.full_trainings + int(result.continued_pretraining),
-        },
-        "trajectory": [p.model_dump(mode="json") for p in result.trajectory],
-        "settings": result.settings,
-        "versions": versions(),
-    }
+    row = score_cell(spec, cell, parts, result, state["search_s"], device)
     _report({"phase": "done", "row": json.dumps(row)}, {**state, "row": row})
 
 

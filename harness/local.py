@@ -1,0 +1,115 @@
+"""Run an experiment in this process, one trial after another, without Ray.
+
+For a single machine where Ray is not installed or not wanted (one workstation GPU, a debugging
+session): the same cells, shared protocol, run directory, rows and report as the Ray Tune runner,
+but no parallel trials, no retries and no ASHA; grid and Optuna search in-process. Resuming skips
+every cell that already has a row; an interrupted cell starts again (TapWeight from its own
+checkpoint).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from harness.progress import TrialProgress
+from harness.rundir import RunDirectory
+from harness.spec import ExperimentSpec
+from harness.trials import Cell, build_parts, cells_of, score_cell, search_weights
+from tapweight.errors import ConfigError, TapWeightError, TrainingError
+
+__all__ = ["run_local", "resume_local", "local_device"]
+
+
+def local_device(spec: ExperimentSpec) -> str:
+    """``cuda`` when the spec asks for a GPU (or ``auto``) and torch sees one, else ``cpu``."""
+    import torch
+
+    wants = spec.resources.gpu == "auto" or float(spec.resources.gpu) > 0
+    if wants and torch.cuda.is_available():
+        return "cuda"
+    if spec.resources.gpu not in ("auto", 0, 0.0):
+        raise ConfigError(
+            f"resources.gpu: the spec asks for {spec.resources.gpu} GPU(s) but torch sees none; "
+            "use gpu: auto to fall back to the CPU"
+        )
+    return "cpu"
+
+
+def run_local(
+    spec: ExperimentSpec, out_dir: str | os.PathLike[str], progress: bool = True
+) -> RunDirectory:
+    """Start ``spec`` in a new run directory and run its trials here, in order."""
+    run_dir = RunDirectory(out_dir)
+    run_dir.create(spec)
+    return _execute(spec, run_dir, progress, resumed=False)
+
+
+def resume_local(out_dir: str | os.PathLike[str], progress: bool = True) -> RunDirectory:
+    """Run the cells of an interrupted run that have no row yet."""
+    run_dir = RunDirectory(out_dir)
+    spec = run_dir.load_spec()
+    if run_dir.status()["state"] == "finished":
+        raise ConfigError(f"{run_dir.path} is already finished; `tapweight report` redraws it")
+    return _execute(spec, run_dir, progress, resumed=True)
+
+
+def _execute(
+    spec: ExperimentSpec, run_dir: RunDirectory, progress: bool, resumed: bool
+) -> RunDirectory:
+    import torch
+
+    from harness.report import write_report
+
+    cells = cells_of(spec)
+    try:
+        device = local_device(spec)
+        torch.set_num_threads(max(1, int(spec.resources.cpu)))
+        run_dir.event("experiment_started", trials=len(cells), resumed=resumed, spec=spec.name)
+        run_dir.set_status("running", len(cells))
+        done = {row["trial"] for row in run_dir.rows()}
+        with TrialProgress(len(cells), len(done), enabled=progress) as bar:
+            bar.attach(run_dir)
+            for cell in (c for c in cells if c.key not in done):
+                _run_cell(spec, cell, run_dir, device)
+    except BaseException as error:  # an interrupt too: the run stays resumable
+        message = str(error) if isinstance(error, TapWeightError) else repr(error)
+        run_dir.set_status("failed", len(cells), message)
+        run_dir.event("experiment_failed", error=message)
+        raise
+    missing = [c.key for c in cells if c.key not in {r["trial"] for r in run_dir.rows()}]
+    if missing:
+        message = f"{len(missing)} trial(s) failed: {', '.join(missing)}"
+        run_dir.set_status("failed", len(cells), message)
+        run_dir.event("experiment_failed", error=message)
+        raise TrainingError(message + f"; see {run_dir.path / 'events.jsonl'}")
+    write_report(run_dir)
+    run_dir.set_status("finished", len(cells))
+    run_dir.event("experiment_finished", report="report/report.md")
+    return run_dir
+
+
+def _run_cell(spec: ExperimentSpec, cell: Cell, run_dir: RunDirectory, device: str) -> None:
+    """One cell; a training error is recorded as the trial's error and the run goes on."""
+    run_dir.log_attempt(cell.key, "started")
+    run_dir.event("trial_started", trial=cell.key)
+    try:
+        began = time.perf_counter()
+        parts = build_parts(spec, cell.dataset, cell.seed)
+        loading_s = time.perf_counter() - began
+        result = search_weights(
+            spec, cell, parts, run_dir, device,
+            lambda point: run_dir.event("progress", trial=cell.key, **_progress_fields(point)),
+            tune_searched=False,
+        )  # fmt: skip
+        run_dir.event("progress", trial=cell.key, phase="searched", weights=result.weights)
+        row = score_cell(spec, cell, parts, result, loading_s + result.cost.wall_clock_s, device)
+    except (TapWeightError, RuntimeError, ValueError) as error:
+        run_dir.event("trial_error", trial=cell.key, error=f"{type(error).__name__}: {error}")
+        return
+    if run_dir.add_row(row):
+        run_dir.event("trial_result", trial=cell.key, row=row)
+
+
+def _progress_fields(point: dict) -> dict:
+    return {k: point[k] for k in ("phase", "step", "weights", "metrics") if k in point}
