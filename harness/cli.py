@@ -31,9 +31,18 @@ Local = Annotated[
 ]
 
 
-def _check_local(local: bool, address: str | None) -> None:
+Workers = Annotated[
+    int, typer.Option(min=1, help="with --local: trials run at a time, in worker processes")
+]
+
+
+def _check_local(local: bool, address: str | None, workers: int) -> None:
     if local and address:
         raise typer.BadParameter("--local runs without Ray; drop --address / RAY_ADDRESS")
+    if workers > 1 and not local:
+        raise typer.BadParameter(
+            "--workers is for --local; Ray runs as many trials at once as resources allow"
+        )
 
 
 def register(app: typer.Typer) -> None:
@@ -53,13 +62,14 @@ def run(
     ] = None,
     no_progress: Quiet = False,
     local: Local = False,
+    workers: Workers = 1,
 ) -> None:
     """Run every strategy of SPEC through Ray Tune and write results and a report."""
     import os
 
     from harness.spec import load_spec
 
-    _check_local(local, address)
+    _check_local(local, address, workers)
     parsed = load_spec(spec)
     if data_dir is not None:
         os.environ["TAPWEIGHT_DATA_DIR"] = str(data_dir.resolve())
@@ -68,7 +78,7 @@ def run(
     if local:
         from harness.local import run_local
 
-        run_dir = run_local(parsed, out, not no_progress)
+        run_dir = run_local(parsed, out, not no_progress, workers)
     else:
         from harness.runner import run_experiment
 
@@ -81,13 +91,14 @@ def resume(
     address: Address = None,
     no_progress: Quiet = False,
     local: Local = False,
+    workers: Workers = 1,
 ) -> None:
     """Continue an interrupted run; finished trials are kept, not run again."""
-    _check_local(local, address)
+    _check_local(local, address, workers)
     if local:
         from harness.local import resume_local
 
-        _summary(resume_local(directory, not no_progress))
+        _summary(resume_local(directory, not no_progress, workers))
         return
     from harness.runner import resume_experiment
 

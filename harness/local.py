@@ -1,16 +1,19 @@
-"""Run an experiment in this process, one trial after another, without Ray.
+"""Run an experiment on this machine without Ray: trials one after another, or in a few worker
+processes.
 
 For a single machine where Ray is not installed or not wanted (one workstation GPU, a debugging
 session): the same cells, shared protocol, run directory, rows and report as the Ray Tune runner,
-but no parallel trials, no retries and no ASHA; grid and Optuna search in-process. Resuming skips
-every cell that already has a row; an interrupted cell starts again (TapWeight from its own
-checkpoint).
+but no retries and no ASHA; grid and Optuna search in-process. Workers share the GPU, if any, and
+write to the run directory under its file lock. Resuming skips every cell that already has a row;
+an interrupted cell starts again (TapWeight from its own checkpoint).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 from harness.progress import TrialProgress
 from harness.rundir import RunDirectory
@@ -37,41 +40,54 @@ def local_device(spec: ExperimentSpec) -> str:
 
 
 def run_local(
-    spec: ExperimentSpec, out_dir: str | os.PathLike[str], progress: bool = True
-) -> RunDirectory:
-    """Start ``spec`` in a new run directory and run its trials here, in order."""
+    spec: ExperimentSpec, out_dir: str | os.PathLike[str], progress: bool = True,
+    workers: int = 1,
+) -> RunDirectory:  # fmt: skip
+    """Start ``spec`` in a new run directory and run its trials here, ``workers`` at a time."""
+    _check_workers(workers)
     run_dir = RunDirectory(out_dir)
     run_dir.create(spec)
-    return _execute(spec, run_dir, progress, resumed=False)
+    return _execute(spec, run_dir, progress, resumed=False, workers=workers)
 
 
-def resume_local(out_dir: str | os.PathLike[str], progress: bool = True) -> RunDirectory:
+def resume_local(
+    out_dir: str | os.PathLike[str], progress: bool = True, workers: int = 1
+) -> RunDirectory:
     """Run the cells of an interrupted run that have no row yet."""
+    _check_workers(workers)
     run_dir = RunDirectory(out_dir)
     spec = run_dir.load_spec()
     if run_dir.status()["state"] == "finished":
         raise ConfigError(f"{run_dir.path} is already finished; `tapweight report` redraws it")
-    return _execute(spec, run_dir, progress, resumed=True)
+    return _execute(spec, run_dir, progress, resumed=True, workers=workers)
+
+
+def _check_workers(workers: int) -> None:
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1 (got {workers})")
 
 
 def _execute(
-    spec: ExperimentSpec, run_dir: RunDirectory, progress: bool, resumed: bool
+    spec: ExperimentSpec, run_dir: RunDirectory, progress: bool, resumed: bool, workers: int
 ) -> RunDirectory:
-    import torch
-
     from harness.report import write_report
 
     cells = cells_of(spec)
     try:
         device = local_device(spec)
-        torch.set_num_threads(max(1, int(spec.resources.cpu)))
         run_dir.event("experiment_started", trials=len(cells), resumed=resumed, spec=spec.name)
         run_dir.set_status("running", len(cells))
         done = {row["trial"] for row in run_dir.rows()}
+        todo = [cell for cell in cells if cell.key not in done]
+        threads = max(1, int(spec.resources.cpu))
         with TrialProgress(len(cells), len(done), enabled=progress) as bar:
             bar.attach(run_dir)
-            for cell in (c for c in cells if c.key not in done):
-                _run_cell(spec, cell, run_dir, device)
+            if workers == 1:
+                _set_threads(threads)
+                for cell in todo:
+                    _run_cell(spec, cell, run_dir, device)
+            else:
+                _run_in_workers(spec, todo, run_dir, device, workers, threads)
     except BaseException as error:  # an interrupt too: the run stays resumable
         message = str(error) if isinstance(error, TapWeightError) else repr(error)
         run_dir.set_status("failed", len(cells), message)
@@ -87,6 +103,31 @@ def _execute(
     run_dir.set_status("finished", len(cells))
     run_dir.event("experiment_finished", report="report/report.md")
     return run_dir
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _run_in_workers(
+    spec: ExperimentSpec, cells: list[Cell], run_dir: RunDirectory, device: str, workers: int,
+    threads: int,
+) -> None:  # fmt: skip
+    """Cells in ``workers`` spawned processes (CUDA cannot be forked); the first unexpected
+    error stops the queue and is raised here."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_set_threads, initargs=(threads,)
+    ) as pool:
+        futures = [pool.submit(_run_cell, spec, cell, run_dir, device) for cell in cells]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _run_cell(spec: ExperimentSpec, cell: Cell, run_dir: RunDirectory, device: str) -> None:

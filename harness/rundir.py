@@ -9,10 +9,12 @@ searches of grid and Optuna), ``trials/`` (per-trial logs and TapWeight checkpoi
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -104,7 +106,7 @@ class RunDirectory:
     # -- progress ---------------------------------------------------------------------------
     def event(self, kind: EventType, trial: str | None = None, **fields: Any) -> None:
         record = {"time": _now(), "type": kind, **({"trial": trial} if trial else {}), **fields}
-        with _lock, self.events_file.open("a") as stream:
+        with self._locked(), self.events_file.open("a") as stream:
             stream.write(json.dumps(record) + "\n")
 
     def events(self) -> list[dict[str, Any]]:
@@ -116,6 +118,10 @@ class RunDirectory:
         return json.loads(self.status_file.read_text())
 
     def set_status(self, state: str, trials_total: int, error: str | None = None) -> None:
+        with self._locked():
+            self._write_status(state, trials_total, error)
+
+    def _write_status(self, state: str, trials_total: int, error: str | None) -> None:
         done = len(self.rows())
         status = {
             "state": state,
@@ -129,15 +135,24 @@ class RunDirectory:
     # -- results ----------------------------------------------------------------------------
     def add_row(self, row: dict[str, Any]) -> bool:
         """Append a trial's row unless that trial already has one (restores never duplicate)."""
-        with _lock:
+        with self._locked():
             if any(r["trial"] == row["trial"] for r in _read_jsonl(self.results_file)):
                 return False
             with self.results_file.open("a") as stream:
                 stream.write(json.dumps(row) + "\n")
-        status = self.status()
-        if status["state"] == "running":
-            self.set_status("running", status["trials_total"])  # counts the new row
+            status = self.status()
+            if status["state"] == "running":
+                self._write_status("running", status["trials_total"], None)  # counts the new row
         return True
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Appends and status writes are serialized across threads and processes (the Tune
+        driver, the local runner's workers), so lines never interleave and rows never repeat."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with _lock, (self.path / ".lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
 
     def rows(self) -> list[dict[str, Any]]:
         return _read_jsonl(self.results_file)

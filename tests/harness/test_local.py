@@ -44,17 +44,18 @@ def test_every_cell_gets_a_protocol_row_and_grid_and_optuna_search_in_process(tm
     assert kinds.count("trial_started") == kinds.count("trial_result") == 3
 
 
-def test_resume_runs_only_the_cells_without_a_row(tmp_path):
+def test_two_workers_share_the_run_directory_and_resume_runs_only_missing_cells(tmp_path):
     spec = parse_spec(tiny_spec(strategies=["no_cp"], seeds=[0, 1]))
-    run = run_local(spec, tmp_path / "run", progress=False)
+    run = run_local(spec, tmp_path / "run", progress=False, workers=2)
+    events = [json.loads(line) for line in run.events_file.read_text().splitlines()]
+    assert sum(event["type"] == "trial_result" for event in events) == 2
+    assert run.status()["trials_done"] == 2
     kept = [row for row in run.rows() if row["seed"] == 0]
     run.results_file.write_text(json.dumps(kept[0]) + "\n")
     run.set_status("failed", 2, "interrupted")
     resume_local(run.path, progress=False)
     assert sorted(row["seed"] for row in run.rows()) == [0, 1]
-    seed0 = run.path / "trials"
     assert [len(RunDirectory(run.path).attempts(r["trial"])) for r in run.rows()] == [1, 2]
-    assert seed0.is_dir()
     with pytest.raises(ConfigError, match="already finished"):
         resume_local(run.path, progress=False)
 
@@ -86,3 +87,6 @@ def test_cli_local_runs_without_importing_ray(tmp_path):
     refused = cli("run", str(spec_file), "--local", "--address", "127.0.0.1:6379")
     assert refused.returncode != 0
     assert "--local runs without Ray" in refused.stderr
+    refused = cli("run", str(spec_file), "--workers", "2")
+    assert refused.returncode != 0
+    assert "--workers is for --local" in refused.stderr
