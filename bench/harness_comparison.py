@@ -1,6 +1,7 @@
 """Strategy comparison through the harness: run (or read) an experiment, record its report.
 
     python bench/harness_comparison.py examples/bbbp_all_strategies.yaml --out runs/bbbp-all
+    python bench/harness_comparison.py SPEC --out DIR --local --workers 8   # no Ray (one GPU box)
     python bench/harness_comparison.py --from-run runs/bbbp-all        # record a finished run
 
 The tables are the harness's own report (one protocol for every strategy, test read once per
@@ -47,15 +48,22 @@ def main() -> None:
     parser.add_argument("spec", nargs="?", help="experiment spec to run")
     parser.add_argument("--out", type=Path, help="run directory for SPEC")
     parser.add_argument("--from-run", type=Path, help="record an already finished run")
+    parser.add_argument("--local", action="store_true", help="run without Ray (harness.local)")
+    parser.add_argument("--workers", type=int, default=1, help="with --local: trials at a time")
     args = parser.parse_args()
     from harness.report import average_ranks, summarize, write_report
     from harness.rundir import RunDirectory
-    from harness.runner import run_experiment
     from harness.spec import load_spec
 
     if args.from_run:
         run = RunDirectory(args.from_run)
+    elif args.spec and args.out and args.local:
+        from harness.local import run_local
+
+        run = run_local(load_spec(args.spec), args.out, progress=False, workers=args.workers)
     elif args.spec and args.out:
+        from harness.runner import run_experiment
+
         run = run_experiment(load_spec(args.spec), args.out, progress=False)
     else:
         parser.error("give SPEC --out DIR, or --from-run DIR")
@@ -87,16 +95,25 @@ def main() -> None:
     }  # fmt: skip
     figures["average_rank"] = average_ranks(tables)
     figures["wall_clock_s"] = wall
-    searches = _tune_searches(run, spec)
+    local = "ray" not in run.rows()[0]["versions"]
+    searches = {} if local else _tune_searches(run, spec)
     figures["tune_search_s"] = searches
-    note = (
-        f"Wall time of the whole experiment: {wall / 60:.1f} min "
-        f"({len(run.rows())} trials, Ray Tune on this machine, 1 CPU per trial). "
-        "Device seconds of the Ray Tune searches (sum of their trials, mean over seeds): "
-        + (", ".join(f"{label} {seconds:.0f} s" for label, seconds in searches.items()) or "none")
-        + ". Runs recorded before the harness counted these in the trial's cost show them only "
-        "here."
+    how = (
+        f"the local runner, {args.workers} worker process(es) sharing this machine"
+        if local
+        else f"Ray Tune on this machine, {spec.resources.cpu:g} CPU per trial"
     )
+    note = (
+        f"Wall time of the whole experiment: {wall / 60:.1f} min ({len(run.rows())} trials, "
+        f"{how}). "
+    )
+    if searches:
+        note += (
+            "Device seconds of the Ray Tune searches (sum of their trials, mean over seeds): "
+            + ", ".join(f"{label} {seconds:.0f} s" for label, seconds in searches.items())
+            + ". Runs recorded before the harness counted these in the trial's cost show them "
+            "only here."
+        )
     record(
         f"harness_{spec.name}",
         f"Harness comparison: {spec.name} ({', '.join(spec.datasets)})",

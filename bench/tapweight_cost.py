@@ -1,9 +1,12 @@
 """Seconds per iteration: plain weighted continued pretraining vs TapWeight, where the time goes,
-and peak memory. Molecules on CPU: BBBP, Hu et al. GCN (supervised_contextpred), objectives
-attr_mask + edge_pred + motif, the same batch sizes for every row.
+and peak memory, with the same batches for every row.
 
-Usage: python bench/tapweight_cost.py [--quick]   (needs TAPWEIGHT_DATA_DIR)
-Each configuration runs in its own process, so peak RSS is per configuration.
+Molecules (CPU set): BBBP, Hu et al. GCN (supervised_contextpred), attr_mask + edge_pred + motif.
+Text (GPU set): citation_intent, MiniLM-L6, mlm + simcse + sop, the paper's text optimizers; on
+CUDA also darts in bf16.
+
+Usage: python bench/tapweight_cost.py [--quick] [--domain text]   (needs TAPWEIGHT_DATA_DIR)
+Each configuration runs in its own process, so peak memory is per configuration.
 """
 
 from __future__ import annotations
@@ -20,7 +23,22 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import record, table  # noqa: E402
 
-OBJECTIVES = ["attr_mask", "edge_pred", "motif"]
+DOMAINS = {
+    "molecule": {
+        "dataset": "bbbp",
+        "encoder": "gcn_supervised_contextpred",
+        "objectives": ["attr_mask", "edge_pred", "motif"],
+        "batches": (64, 32),
+        "plain": {"lr": 0.05, "optimizer": "sgd"},
+    },
+    "text": {
+        "dataset": "tapt_citation_intent",
+        "encoder": "minilm",
+        "objectives": ["mlm", "simcse", "sop"],
+        "batches": (16, 16),
+        "plain": {"lr": 2e-5, "optimizer": "adam"},
+    },
+}
 CONFIGS = {
     "plain": {},
     "darts": {"hypergradient": "darts"},
@@ -28,50 +46,82 @@ CONFIGS = {
     "exact": {"hypergradient": "exact"},
     "neumann": {"hypergradient": "neumann"},
 }
-PRETRAIN_BATCH, FINETUNE_BATCH = 64, 32
+CUDA_CONFIGS = {"darts_bf16": {"hypergradient": "darts", "precision": "bf16"}}
 
 
-def _one(name: str, warmup: int, steps: int) -> dict:
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _peak_memory() -> dict[str, float]:
+    import torch
+
+    peak = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if torch.cuda.is_available():
+        peak["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return peak
+
+
+def _one(domain: str, name: str, warmup: int, steps: int) -> dict:
     from tapweight.components import build_components
     from tapweight.core import TapWeight, TapWeightConfig
     from tapweight.pretrain import PretrainConfig, continued_pretrain
 
-    parts = build_components("bbbp", "gcn_supervised_contextpred", OBJECTIVES)
+    setup, device = DOMAINS[domain], _device()
+    pretrain_batch, finetune_batch = setup["batches"]
+    parts = build_components(setup["dataset"], setup["encoder"], setup["objectives"])
+    ones = [1.0] * len(setup["objectives"])
     if name == "plain":
         config = PretrainConfig(
-            steps=warmup, batch_size=PRETRAIN_BATCH, lr=0.05, optimizer="sgd", progress=False
-        )
-        continued_pretrain(parts.encoder, parts.objectives, [1, 1, 1], parts.corpus, config)
+            steps=warmup, batch_size=pretrain_batch, device=device, progress=False,
+            **setup["plain"],
+        )  # fmt: skip
+        continued_pretrain(parts.encoder, parts.objectives, ones, parts.corpus, config)
+        _sync()
         start = time.perf_counter()
         continued_pretrain(
             parts.encoder,
             parts.objectives,
-            [1, 1, 1],
+            ones,
             parts.corpus,
             config.model_copy(update={"steps": steps}),
         )
-        return {
-            "s_per_it": (time.perf_counter() - start) / steps,
-            "levels": {},
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        }
-    config = TapWeightConfig(
+        _sync()
+        return {"s_per_it": (time.perf_counter() - start) / steps, "levels": {}, **_peak_memory()}
+    settings = dict(
         iterations=warmup + steps,
         valid_every=10**6,
         checkpoint_every=10**6,
-        pretrain_batch_size=PRETRAIN_BATCH,
-        finetune_batch_size=FINETUNE_BATCH,
+        pretrain_batch_size=pretrain_batch,
+        finetune_batch_size=finetune_batch,
+        device=device,
         progress=False,
-        **CONFIGS[name],
+        **{**CONFIGS, **CUDA_CONFIGS}[name],
     )
-    runner = TapWeight(parts.encoder, parts.objectives, parts.corpus, parts.task, config)
+    config = (
+        TapWeightConfig.for_text(**settings) if domain == "text" else TapWeightConfig(**settings)
+    )
+    runner = TapWeight(
+        parts.encoder, parts.objectives, parts.corpus, parts.task, config, parts.corpus_collate
+    )
     spent = {level: 0.0 for level in runner.levels}
     for level_name, level in runner.levels.items():
         inner = level.one_step_descent
 
         def timed(batch=None, _inner=inner, _name=level_name):
+            _sync()
             began = time.perf_counter()
             out = _inner(batch)
+            _sync()
             spent[_name] += time.perf_counter() - began
             return out
 
@@ -90,31 +140,37 @@ def _one(name: str, warmup: int, steps: int) -> dict:
     return {
         "s_per_it": total / measured,
         "levels": {k: v / (warmup + steps) for k, v in spent.items()},
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **_peak_memory(),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--domain", choices=sorted(DOMAINS), default="molecule")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     warmup, steps = (2, 5) if args.quick else (3, 20)
     if args.one:
-        print(json.dumps(_one(args.one, warmup, steps)))
+        print(json.dumps(_one(args.domain, args.one, warmup, steps)))
         return
     os.environ.setdefault("TAPWEIGHT_OFFLINE", "1")
+    setup, device = DOMAINS[args.domain], _device()
+    names = list(CONFIGS) + (list(CUDA_CONFIGS) if device == "cuda" else [])
     figures = {}
-    for name in CONFIGS:
+    for name in names:
         out = subprocess.run(
-            [sys.executable, __file__, "--one", name] + (["--quick"] if args.quick else []),
+            [sys.executable, __file__, "--one", name, "--domain", args.domain]
+            + (["--quick"] if args.quick else []),
             capture_output=True,
             text=True,
-            check=True,
         )
+        if out.returncode != 0:
+            sys.exit(f"{name} failed:\n{out.stderr[-3000:]}")
         figures[name] = json.loads(out.stdout.strip().splitlines()[-1])
         print(name, figures[name], flush=True)
     plain = figures["plain"]["s_per_it"]
+    memory = "peak_gpu_mb" if device == "cuda" else "peak_rss_mb"
     rows = []
     for name, fig in figures.items():
         lv = fig["levels"]
@@ -124,37 +180,40 @@ def main() -> None:
                 f"{fig['s_per_it']:.3f}",
                 f"{fig['s_per_it'] / plain:.2f}×",
                 *(f"{lv[k]:.3f}" if lv else "–" for k in ("pretrain", "finetune", "reweight")),
-                f"{fig['peak_rss_mb']:.0f}",
+                f"{fig[memory]:.0f}",
             ]
         )
+    pretrain_batch, finetune_batch = setup["batches"]
     figures["settings"] = {
+        **{k: v for k, v in setup.items() if k != "batches"},
         "warmup": warmup,
         "measured_iterations": steps,
-        "pretrain_batch": PRETRAIN_BATCH,
-        "finetune_batch": FINETUNE_BATCH,
-        "objectives": OBJECTIVES,
+        "pretrain_batch": pretrain_batch,
+        "finetune_batch": finetune_batch,
+        "device": device,
     }
+    corpus = {
+        "molecule": "BBBP (scaffold train split as the TAPT corpus), Hu et al. GCN 5×300 "
+        "`supervised_contextpred`",
+        "text": "citation_intent (its training texts as the TAPT corpus, 128 tokens), MiniLM-L6, "
+        "the paper's text optimizers (AdamW 2e-5, `plain` Adam 2e-5; λ by Adam 2e-3)",
+    }[args.domain]
     note = (
-        "BBBP (scaffold train split as the TAPT corpus), Hu et al. GCN 5×300 "
-        f"`supervised_contextpred`, objectives {', '.join(OBJECTIVES)}; pretrain batch "
-        f"{PRETRAIN_BATCH}, finetune batch {FINETUNE_BATCH}; {steps} measured iterations after "
+        f"{corpus}, objectives {', '.join(setup['objectives'])}; pretrain batch "
+        f"{pretrain_batch}, finetune batch {finetune_batch}; {steps} measured iterations after "
         f"{warmup} warm-up. `plain` = weighted continued pretraining alone (one optimizer step on "
         "Σ λᵢ·Lᵢ). TapWeight iterations include the finetune step and the λ update; per-level "
         "columns are seconds per iteration inside each level's step (reweight = validation loss + "
-        "hypergradient, which re-evaluates the lower levels)."
-    )
-    headers = [
-        "configuration",
-        "s / iteration",
-        "vs plain",
-        "pretrain s",
-        "finetune s",
-        "reweight s",
-        "peak RSS MB",
-    ]
+        "hypergradient, which re-evaluates the lower levels)"
+        + ("; on CUDA each level is timed between device synchronizations." if device == "cuda"
+           else ".")
+    )  # fmt: skip
+    headers = ["configuration", "s / iteration", "vs plain", "pretrain s", "finetune s"]
+    headers += ["reweight s", "peak GPU MB" if device == "cuda" else "peak RSS MB"]
+    name = "tapweight_cost" if args.domain == "molecule" else f"tapweight_cost_{args.domain}"
     record(
-        "tapweight_cost",
-        "Cost of TapWeight vs plain continued pretraining (CPU)",
+        name,
+        f"Cost of TapWeight vs plain continued pretraining ({args.domain}, {device.upper()})",
         figures,
         note + "\n\n" + table(headers, rows),
     )

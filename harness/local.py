@@ -117,6 +117,8 @@ def _run_in_workers(
 ) -> None:  # fmt: skip
     """Cells in ``workers`` spawned processes (CUDA cannot be forked); the first unexpected
     error stops the queue and is raised here."""
+    for dataset in dict.fromkeys(cell.dataset for cell in cells):
+        build_parts(spec, dataset, cells[0].seed)  # fills the on-disk caches before workers race
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_set_threads, initargs=(threads,)
