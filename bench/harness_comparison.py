@@ -67,9 +67,10 @@ def main() -> None:
         run = run_experiment(load_spec(args.spec), args.out, progress=False)
     else:
         parser.error("give SPEC --out DIR, or --from-run DIR")
-    if run.status()["state"] != "finished":
-        sys.exit(f"{run.path} is not finished ({run.status()['state']})")
     spec = run.load_spec()
+    unfinished = run.status()["state"] != "finished"
+    if unfinished and not run.rows():
+        sys.exit(f"{run.path} has no finished trial ({run.status()['state']})")
     write_report(run)
     tables = summarize(run.rows())
     wall = _wall_seconds(run.events())
@@ -103,7 +104,13 @@ def main() -> None:
         if local
         else f"Ray Tune on this machine, {spec.resources.cpu:g} CPU per trial"
     )
+    total = len(spec.datasets) * len(spec.strategies) * len(spec.seeds)
     note = (
+        f"**Unfinished run: {len(run.rows())} of {total} trials finished; the tables show those.** "
+        if unfinished
+        else ""
+    )
+    note += (
         f"Wall time of the whole experiment: {wall / 60:.1f} min ({len(run.rows())} trials, "
         f"{how}). "
     )

@@ -85,7 +85,8 @@ def _one(domain: str, name: str, warmup: int, steps: int) -> dict:
             steps=warmup, batch_size=pretrain_batch, device=device, progress=False,
             **setup["plain"],
         )  # fmt: skip
-        continued_pretrain(parts.encoder, parts.objectives, ones, parts.corpus, config)
+        collate = parts.corpus_collate
+        continued_pretrain(parts.encoder, parts.objectives, ones, parts.corpus, config, collate)
         _sync()
         start = time.perf_counter()
         continued_pretrain(
@@ -94,6 +95,7 @@ def _one(domain: str, name: str, warmup: int, steps: int) -> dict:
             ones,
             parts.corpus,
             config.model_copy(update={"steps": steps}),
+            collate,
         )
         _sync()
         return {"s_per_it": (time.perf_counter() - start) / steps, "levels": {}, **_peak_memory()}

@@ -32,8 +32,12 @@ class MaskedLanguageModeling(Objective):
         )
 
     def loss(self, encoder: nn.Module, batch: dict[str, Tensor]) -> Tensor:
-        special = torch.isin(batch["input_ids"], self.special_ids) | (batch["attention_mask"] == 0)
-        inputs, labels = self.collator.torch_mask_tokens(batch["input_ids"].clone(), special)
+        ids = batch["input_ids"]
+        special = torch.isin(ids, self.special_ids) | (batch["attention_mask"] == 0)
+        # transformers draws the mask with CPU tensors, so masking happens there: the same masks
+        # on every device for a given seed, at the cost of copying a batch of token ids.
+        inputs, labels = self.collator.torch_mask_tokens(ids.cpu().clone(), special.cpu())
+        inputs, labels = inputs.to(ids.device), labels.to(ids.device)
         states = encoder({**batch, "input_ids": inputs})
         logits = self.head(states)
         return F.cross_entropy(logits.view(-1, logits.size(-1)), labels.view(-1), ignore_index=-100)
