@@ -47,8 +47,10 @@ def machine() -> dict[str, Any]:
 
 
 def _commit() -> str:
-    """The checkout's commit; a copy without ``.git`` (a remote GPU machine) names it in
-    ``TAPWEIGHT_BENCH_COMMIT``."""
+    """The checkout's commit, or ``TAPWEIGHT_BENCH_COMMIT`` where the code was copied to another
+    machine (whose ``.git``, if any, need not match the copied files)."""
+    if os.environ.get(COMMIT_ENV):
+        return os.environ[COMMIT_ENV]
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
@@ -57,9 +59,9 @@ def _commit() -> str:
             ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
         )
     except OSError:
-        out = None
-    if out is None or out.returncode != 0:
-        return os.environ.get(COMMIT_ENV, "unknown")
+        return "unknown"
+    if out.returncode != 0:
+        return "unknown"
     return out.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 

@@ -22,12 +22,14 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
 from tapweight.core import compat
@@ -61,6 +63,16 @@ def _optimizer(kind: str, params, lr: float) -> torch.optim.Optimizer:
     if kind == "adamw":
         return torch.optim.AdamW(params, lr=lr)
     return torch.optim.Adam(params, lr=lr)
+
+
+SECOND_ORDER = ("exact", "neumann", "cg")
+"""Hypergradients that differentiate through a backward pass (darts and sama do not)."""
+
+
+def attention_for(hypergradient: str) -> AbstractContextManager:
+    """The fused attention kernels (flash, memory-efficient) have no double backward on CUDA, so
+    second-order hypergradients run a text encoder's attention on the math kernel."""
+    return sdpa_kernel(SDPBackend.MATH) if hypergradient in SECOND_ORDER else nullcontext()
 
 
 class TapWeight:
@@ -317,7 +329,8 @@ class TapWeight:
         for step in bar:
             engine.global_step = step
             try:
-                engine.train_step()
+                with attention_for(cfg.hypergradient):
+                    engine.train_step()
             except TrainingError as error:
                 if self.checkpoint_path and self.checkpoint_path.is_file():
                     kept = f"the last good checkpoint is kept at {self.checkpoint_path}"

@@ -45,6 +45,37 @@ def test_weight_moves_to_the_objective_that_carries_the_downstream_signal(hyperg
     assert useful > 0.5
 
 
+@pytest.mark.parametrize(("hypergradient", "fused"), [("darts", True), ("exact", False)])
+def test_second_order_hypergradients_run_attention_on_a_double_differentiable_kernel(
+    hypergradient, fused, monkeypatch
+):
+    # CUDA's flash and memory-efficient attention have no double backward: exact, neumann and cg
+    # failed on MiniLM on an H100 until the step ran on the math kernel.
+    seen = []
+    encoder, objectives, corpus, task = make_problem()
+    settings = {**SYNTHETIC, "hypergradient": hypergradient}
+    config = TapWeightConfig(iterations=2, valid_every=2, **settings)
+    runner = TapWeight(encoder, objectives, corpus, task, config, corpus_collate=default_collate)
+    engine_factory = runner._engine
+
+    def engine():
+        built = engine_factory()
+        step = built.train_step
+
+        def recording_step():
+            backends = torch.backends.cuda
+            seen.append((backends.flash_sdp_enabled(), backends.mem_efficient_sdp_enabled()))
+            return step()
+
+        built.train_step = recording_step
+        return built
+
+    monkeypatch.setattr(runner, "_engine", engine)
+    runner.run()
+    assert seen == [(fused, fused)] * 2
+    assert torch.backends.cuda.flash_sdp_enabled()  # restored after the step
+
+
 def test_a_flipped_hypergradient_sign_fails_the_same_check(monkeypatch):
     import betty.hypergradient as hypergradient
 
