@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-quick bench-strategies lint clean
+.PHONY: install demo test bench bench-quick bench-strategies bench-gpu lint clean
 
 install: $(STAMP)
 
@@ -39,9 +39,15 @@ bench-quick: $(STAMP)
 	$(BIN)/python bench/ray_overhead.py --quick
 	$(BIN)/python bench/service_load.py --quick
 
-# Every strategy on BBBP through the harness (2 seeds, CPU scale; about 30 minutes on 2 cores).
+# Every strategy on the five MoleculeNet sets, 3 seeds, with the local runner (one worker per
+# core; hours on 2 cores).
 bench-strategies: $(STAMP)
-	$(BIN)/python bench/harness_comparison.py examples/bbbp_all_strategies.yaml --out runs/bench-bbbp-$$(date +%Y%m%d-%H%M%S)
+	$(BIN)/python bench/harness_comparison.py examples/molecules_all_strategies.yaml --local --workers $$(nproc) --out runs/bench-molecules-$$(date +%Y%m%d-%H%M%S)
+
+# The GPU set (a CUDA machine): TapWeight's cost with MiniLM, every strategy on two text tasks.
+bench-gpu: $(STAMP)
+	$(BIN)/python bench/tapweight_cost.py --domain text
+	$(BIN)/python bench/harness_comparison.py examples/text_all_strategies_gpu.yaml --local --workers 8 --out runs/bench-text-$$(date +%Y%m%d-%H%M%S)
 
 lint: $(STAMP)
 	$(BIN)/ruff check tapweight baselines harness service tests bench
