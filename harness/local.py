@@ -18,8 +18,15 @@ from concurrent.futures import ProcessPoolExecutor
 from harness.progress import TrialProgress
 from harness.rundir import RunDirectory
 from harness.spec import ExperimentSpec
-from harness.trials import Cell, build_parts, cells_of, score_cell, search_weights
-from tapweight.errors import ConfigError, TapWeightError, TrainingError
+from harness.trials import (
+    Cell,
+    build_parts,
+    cells_of,
+    conclude_run,
+    score_cell,
+    search_weights,
+)
+from tapweight.errors import ConfigError, TapWeightError
 
 __all__ = ["run_local", "resume_local", "local_device"]
 
@@ -70,8 +77,6 @@ def _check_workers(workers: int) -> None:
 def _execute(
     spec: ExperimentSpec, run_dir: RunDirectory, progress: bool, resumed: bool, workers: int
 ) -> RunDirectory:
-    from harness.report import write_report
-
     cells = cells_of(spec)
     try:
         device = local_device(spec)
@@ -89,20 +94,13 @@ def _execute(
             else:
                 _run_in_workers(spec, todo, run_dir, device, workers, threads)
     except BaseException as error:  # an interrupt too: the run stays resumable
-        message = str(error) if isinstance(error, TapWeightError) else repr(error)
-        run_dir.set_status("failed", len(cells), message)
-        run_dir.event("experiment_failed", error=message)
+        run_dir.mark_failed(
+            len(cells), str(error) if isinstance(error, TapWeightError) else repr(error)
+        )
         raise
-    missing = [c.key for c in cells if c.key not in {r["trial"] for r in run_dir.rows()}]
-    if missing:
-        message = f"{len(missing)} trial(s) failed: {', '.join(missing)}"
-        run_dir.set_status("failed", len(cells), message)
-        run_dir.event("experiment_failed", error=message)
-        raise TrainingError(message + f"; see {run_dir.path / 'events.jsonl'}")
-    write_report(run_dir)
-    run_dir.set_status("finished", len(cells))
-    run_dir.event("experiment_finished", report="report/report.md")
-    return run_dir
+    return conclude_run(
+        run_dir, cells, "failed", f"see {run_dir.events_file} and `tapweight resume --local`"
+    )
 
 
 def _set_threads(threads: int) -> None:

@@ -121,6 +121,10 @@ class RunDirectory:
         with self._locked():
             self._write_status(state, trials_total, error)
 
+    def mark_failed(self, trials_total: int, message: str) -> None:
+        self.set_status("failed", trials_total, message)
+        self.event("experiment_failed", error=message)
+
     def _write_status(self, state: str, trials_total: int, error: str | None) -> None:
         done = len(self.rows())
         status = {

@@ -23,7 +23,7 @@ from baselines.trial import best_point, scored_point
 from harness.progress import TrialProgress
 from harness.rundir import RunDirectory, trial_key
 from harness.spec import TUNE_NATIVE, ExperimentSpec, StrategySpec
-from harness.trials import Cell, cells_of, run_cell, run_search_point
+from harness.trials import Cell, cells_of, conclude_run, run_cell, run_search_point
 from tapweight.errors import ConfigError, TapWeightError, TrainingError
 from tapweight.result import Cost, TrajectoryPoint, WeightingResult
 
@@ -60,8 +60,6 @@ def _execute(
     spec: ExperimentSpec, run_dir: RunDirectory, address: str | None, progress: bool,
     resumed: bool,
 ) -> RunDirectory:  # fmt: skip
-    from harness.report import write_report
-
     cells = cells_of(spec)
     try:
         with _ray(address):
@@ -76,23 +74,16 @@ def _execute(
                                 _search_stage(spec, run_dir, dataset, entry, seed, resources, bar)
                 _cell_stage(spec, run_dir, cells, resources, bar)
     except BaseException as error:  # refusals before the first trial count too
-        message = str(error) if isinstance(error, TapWeightError) else repr(error)
-        run_dir.set_status("failed", len(cells), message)
-        run_dir.event("experiment_failed", error=message)
-        raise
-    missing = [c.key for c in cells if c.key not in {r["trial"] for r in run_dir.rows()}]
-    if missing:
-        message = (
-            f"{len(missing)} trial(s) did not finish (failed after all retries, or stopped by "
-            f"budget_wall_clock_s): {', '.join(missing)}"
+        run_dir.mark_failed(
+            len(cells), str(error) if isinstance(error, TapWeightError) else repr(error)
         )
-        run_dir.set_status("failed", len(cells), message)
-        run_dir.event("experiment_failed", error=message)
-        raise TrainingError(message + f"; see {run_dir.tune_dir} and `tapweight resume`")
-    write_report(run_dir)
-    run_dir.set_status("finished", len(cells))
-    run_dir.event("experiment_finished", report="report/report.md")
-    return run_dir
+        raise
+    return conclude_run(
+        run_dir,
+        cells,
+        "did not finish (failed after all retries, or stopped by budget_wall_clock_s)",
+        f"see {run_dir.tune_dir} and `tapweight resume`",
+    )
 
 
 @contextmanager

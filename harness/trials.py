@@ -22,12 +22,14 @@ from typing import Any
 from harness.faults import maybe_fail
 from harness.rundir import RunDirectory, trial_key
 from harness.spec import TUNE_NATIVE, ExperimentSpec
+from tapweight.errors import TrainingError
 from tapweight.result import TrajectoryPoint, WeightingResult
 
 __all__ = [
     "Cell",
     "build_parts",
     "cells_of",
+    "conclude_run",
     "run_cell",
     "run_search_point",
     "score_cell",
@@ -58,6 +60,24 @@ def cells_of(spec: ExperimentSpec) -> list[Cell]:
         for entry in spec.strategies
         for seed in spec.seeds
     ]
+
+
+def conclude_run(
+    run_dir: RunDirectory, cells: list[Cell], unfinished: str, hint: str
+) -> RunDirectory:
+    """Fail the run naming the cells without a row; else write the report and mark it finished."""
+    from harness.report import write_report
+
+    done = {row["trial"] for row in run_dir.rows()}
+    missing = [cell.key for cell in cells if cell.key not in done]
+    if missing:
+        message = f"{len(missing)} trial(s) {unfinished}: {', '.join(missing)}"
+        run_dir.mark_failed(len(cells), message)
+        raise TrainingError(f"{message}; {hint}")
+    write_report(run_dir)
+    run_dir.set_status("finished", len(cells))
+    run_dir.event("experiment_finished", report="report/report.md")
+    return run_dir
 
 
 def build_parts(spec: ExperimentSpec, dataset: str, seed: int):
