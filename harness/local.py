@@ -87,7 +87,7 @@ def _execute(
         threads = max(1, int(spec.resources.cpu))
         with TrialProgress(len(cells), len(done), enabled=progress) as bar:
             bar.attach(run_dir)
-            if workers == 1:
+            if workers == 1 or len(todo) < 2:
                 _set_threads(threads)
                 for cell in todo:
                     _run_cell(spec, cell, run_dir, device)
