@@ -18,7 +18,7 @@ from harness.rundir import RunDirectory
 from tapweight.downstream.metrics import HIGHER_IS_BETTER
 from tapweight.errors import ConfigError
 
-__all__ = ["write_report", "summarize", "Summary"]
+__all__ = ["write_report", "summarize", "average_ranks", "versus", "Summary"]
 
 
 @dataclass
@@ -118,6 +118,35 @@ def average_ranks(tables: dict[str, list[Summary]]) -> list[tuple[str, float, in
     )
 
 
+VERSUS_HEADERS = ["strategy", "TapWeight wins / ties / losses", "Δ test per dataset", "cost ×"]
+
+
+def versus(tables: dict[str, list[Summary]], reference: str = "tapweight") -> list[list[str]]:
+    """``reference`` against every other strategy: where its mean test score is better, the
+    signed differences (+ = ``reference`` better, in each dataset's metric) and its device
+    seconds over the other's (geometric mean over datasets). Empty without ``reference``."""
+    mine = {d: s for d, summaries in tables.items() for s in summaries if s.strategy == reference}
+    others: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
+    for dataset, summaries in tables.items():
+        if dataset not in mine:
+            continue
+        sign = 1 if HIGHER_IS_BETTER[summaries[0].metric] else -1
+        for s in summaries:
+            if s.strategy != reference:
+                delta = sign * (mine[dataset].test_mean - s.test_mean)
+                ratio = mine[dataset].device_seconds / max(s.device_seconds, 1e-9)
+                others[s.strategy].append((dataset, delta, ratio))
+    rows = []
+    for strategy, results in others.items():
+        wins = sum(delta > 1e-6 for _, delta, _ in results)
+        losses = sum(delta < -1e-6 for _, delta, _ in results)
+        deltas = ", ".join(f"{dataset} {delta:+.3f}" for dataset, delta, _ in results)
+        cost = statistics.geometric_mean([ratio for _, _, ratio in results])
+        rows.append([strategy, f"{wins} / {len(results) - wins - losses} / {losses}", deltas,
+                     f"{cost:.2f}"])  # fmt: skip
+    return rows
+
+
 def _markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -173,6 +202,16 @@ def write_report(run: RunDirectory | str | Path) -> Path:
     rank_headers = ["strategy", "rank", "datasets"]
     md += ["## Average rank across datasets", "", _markdown_table(rank_headers, ranks), ""]
     page += ["<h2>Average rank across datasets</h2>", _html_table(rank_headers, ranks)]
+    if against := versus(tables):
+        title = "TapWeight against each strategy"
+        explain = (
+            "Δ test = TapWeight's mean test score minus the strategy's (+ = TapWeight better, "
+            "in the dataset's metric); cost × = TapWeight's device seconds over the strategy's "
+            "(geometric mean over datasets)."
+        )
+        md += [f"## {title}", "", explain, "", _markdown_table(VERSUS_HEADERS, against), ""]
+        page += [f"<h2>{title}</h2>", f"<p>{html.escape(explain)}</p>",
+                 _html_table(VERSUS_HEADERS, against)]  # fmt: skip
     md += ["## Figures", ""] + [f"![{name}](figures/{name}.png)" for name in figures]
     page += ["<h2>Figures</h2>"] + [
         f'<figure><img src="figures/{n}.png" alt="{n}"><figcaption>{n}</figcaption></figure>'

@@ -1,0 +1,49 @@
+"""The report's aggregation: ranks over seeds and TapWeight against each strategy."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.report import average_ranks, summarize, versus
+
+
+def _row(dataset: str, strategy: str, seed: int, test: float, seconds: float, metric: str):
+    return {
+        "dataset": dataset,
+        "strategy": strategy,
+        "seed": seed,
+        "weights": [0.5, 0.5],
+        "retrained": {"metric": metric, "valid": [test], "test": [test], "valid_mean": test,
+                      "test_mean": test},
+        "native": {},
+        "cost": {"wall_clock_s": seconds, "device_seconds": seconds, "passes": {"pretrain": 1},
+                 "full_trainings": 1},
+    }  # fmt: skip
+
+
+def test_tapweight_against_each_strategy_respects_each_metrics_direction():
+    rows = [
+        # ROC-AUC: higher is better; TapWeight 0.80 beats uniform 0.70, loses to grid 0.90.
+        *(_row("bbbp", "tapweight", s, 0.80, 20.0, "roc_auc") for s in (0, 1)),
+        *(_row("bbbp", "uniform", s, 0.70, 10.0, "roc_auc") for s in (0, 1)),
+        *(_row("bbbp", "grid", s, 0.90, 80.0, "roc_auc") for s in (0, 1)),
+        # RMSE: lower is better; TapWeight 1.0 beats uniform 2.0 and ties grid.
+        _row("esol", "tapweight", 0, 1.0, 40.0, "rmse"),
+        _row("esol", "uniform", 0, 2.0, 10.0, "rmse"),
+        _row("esol", "grid", 0, 1.0, 160.0, "rmse"),
+    ]
+    tables = summarize(rows)
+    assert [s.strategy for s in tables["esol"]][-1] == "uniform"  # worst RMSE ranks last
+    against = {row[0]: row[1:] for row in versus(tables)}
+    assert set(against) == {"uniform", "grid"}
+    assert against["uniform"] == ["2 / 0 / 0", "bbbp +0.100, esol +1.000", "2.83"]  # √(2·4)
+    assert against["grid"][0] == "0 / 1 / 1"
+    assert against["grid"][1] == "bbbp -0.100, esol +0.000"
+    assert float(against["grid"][2]) == pytest.approx(0.25)
+    ranks = dict((name, rank) for name, rank, _ in average_ranks(tables))
+    assert ranks["uniform"] == 3.0 and ranks["tapweight"] == pytest.approx(1.75)
+
+
+def test_no_tapweight_means_no_comparison_table():
+    tables = summarize([_row("bbbp", "uniform", 0, 0.7, 1.0, "roc_auc")])
+    assert versus(tables) == []
