@@ -133,7 +133,7 @@ def versus(tables: dict[str, list[Summary]], reference: str = "tapweight") -> li
         sign = 1 if HIGHER_IS_BETTER[summaries[0].metric] else -1
         for s in summaries:
             if s.strategy != reference:
-                delta = sign * (mine[dataset].test_mean - s.test_mean)
+                delta = sign * (mine[dataset].test_mean - s.test_mean) + 0.0  # no -0.000
                 ratio = mine[dataset].device_seconds / max(s.device_seconds, 1e-9)
                 others[s.strategy].append((dataset, delta, ratio))
     rows = []
