@@ -57,12 +57,17 @@ CHECKPOINT_NAME = "tapweight-checkpoint.pt"
 _CHECKPOINT_VERSION = 1
 
 
-def _optimizer(kind: str, params, lr: float) -> torch.optim.Optimizer:
+REWEIGHT_ADAM_EPS = 1e-16
+"""Adam's ε for λ. Through a proximal term divided by the parameter count the hypergradient is
+tiny (about 3e-11 for MiniLM-L6), far under Adam's default 1e-8, which froze λ near uniform."""
+
+
+def _optimizer(kind: str, params, lr: float, adam_eps: float = 1e-8) -> torch.optim.Optimizer:
     if kind == "sgd":
         return torch.optim.SGD(params, lr=lr)
     if kind == "adamw":
         return torch.optim.AdamW(params, lr=lr)
-    return torch.optim.Adam(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr, eps=adam_eps)
 
 
 SECOND_ORDER = ("exact", "neumann", "cg")
@@ -173,7 +178,10 @@ class TapWeight:
             downstream = lambda: task_model  # noqa: E731
         levels["reweight"] = Reweight(
             "reweight", self.logits,
-            _optimizer(cfg.reweight_optimizer, self.logits.parameters(), cfg.reweight_lr),
+            _optimizer(
+                cfg.reweight_optimizer, self.logits.parameters(), cfg.reweight_lr,
+                adam_eps=REWEIGHT_ADAM_EPS,
+            ),
             valid, self._settings(), downstream=downstream, **common,
         )  # fmt: skip
         self.downstream = downstream
