@@ -159,7 +159,9 @@ def main() -> None:
     os.environ.setdefault("TAPWEIGHT_OFFLINE", "1")
     device = _device()
     names = ["plain", "darts", "exact", "neumann"]  # the ratio first, should time run short
-    names += [n for n in CONFIGS if n not in names] + (list(CUDA_CONFIGS) * (device == "cuda"))
+    names += [n for n in CONFIGS if n not in names]
+    if device == "cuda":
+        names += list(CUDA_CONFIGS)
     figures: dict = {}
     failures: dict[str, str] = {}
     for name in names:
