@@ -30,6 +30,7 @@ __all__ = [
     "build_parts",
     "cells_of",
     "conclude_run",
+    "ran_on",
     "run_cell",
     "run_search_point",
     "score_cell",
@@ -123,6 +124,15 @@ def versions() -> dict[str, str]:
     if ray is not None:
         found["ray"] = ray.__version__
     return found
+
+
+def ran_on() -> dict[str, str]:
+    """Where a row was produced: the host, and the Ray node where Ray ran the trial."""
+    where = {"host": platform.node()}
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        where["ray_node"] = ray.get_runtime_context().get_node_id()
+    return where
 
 
 def _budget(spec: ExperimentSpec, label: str, device: str):
@@ -229,6 +239,7 @@ def score_cell(
         "trajectory": [p.model_dump(mode="json") for p in result.trajectory],
         "settings": result.settings,
         "versions": versions(),
+        "ran_on": ran_on(),
     }
 
 

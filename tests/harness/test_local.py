@@ -35,7 +35,7 @@ def test_every_cell_gets_a_protocol_row_and_grid_and_optuna_search_in_process(tm
     assert len(rows["optuna"]["trajectory"]) == 2
     for row in rows.values():
         assert row["cost"]["device"] == "cpu"
-        assert "ray" not in row["versions"]
+        assert "ray" not in row["versions"] and "ray_node" not in row["ran_on"]
         assert row["retrained"]["metric"] == "rmse" and row["retrained"]["test_mean"] > 0
         assert abs(sum(row["weights"]) - 1) < 1e-6
     assert run.status()["state"] == "finished"

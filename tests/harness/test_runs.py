@@ -33,7 +33,7 @@ def test_two_strategies_two_seeds_with_a_retried_trial(tmp_path):
         assert row["spec_hash"] == run.spec_hash()
         assert len(row["retrained"]["valid"]) == 1 and row["retrained"]["metric"] == "rmse"
         assert row["cost"]["wall_clock_s"] > 0 and row["cost"]["device"] == "cpu"
-        assert row["versions"]["ray"] == "2.60.0"
+        assert row["versions"]["ray"] == "2.60.0" and row["ran_on"]["ray_node"]
     uniform = next(r for r in rows if r["trial"].endswith("uniform/seed0"))
     assert uniform["weights"] == [0.5, 0.5] and uniform["cost"]["passes"]["protocol_pretrain"] == 5
     no_cp = next(r for r in rows if r["trial"].endswith("no_cp/seed0"))
