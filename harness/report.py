@@ -271,19 +271,35 @@ def _draw(tables, rows, objectives: list[str], out: Path) -> list[str]:
         ax.legend(loc="lower right", fontsize="small")
     _save(fig, out / "weights.png", drawn)
 
-    traced = [r for r in rows if len(r.get("trajectory", [])) > 1 and r["seed"] == rows[0]["seed"]]
-    traced = [r for r in traced if r["dataset"] == datasets[0]]
-    if traced:
-        fig, axes = plt.subplots(1, len(traced), figsize=(4 * len(traced), 3.5), squeeze=False)
-        for ax, row in zip(axes[0], traced, strict=True):
-            steps = [p["step"] for p in row["trajectory"]]
-            for i, name in enumerate(objectives):
-                ax.plot(steps, [p["weights"][i] for p in row["trajectory"]], label=name)
-            ax.set_title(f"{row['strategy']} (seed {row['seed']})", fontsize="small")
-            ax.set_xlabel("step / trial")
-            ax.set_ylim(0, 1)
-        axes[0][0].set_ylabel("weight")
-        axes[0][0].legend(fontsize="small")
+    seed = rows[0]["seed"]
+    traced = {
+        (r["dataset"], r["strategy"]): r
+        for r in rows
+        if r["seed"] == seed and len(r.get("trajectory", [])) > 1
+    }
+    searched = list(dict.fromkeys(strategy for _, strategy in traced))
+    if traced:  # one row of panels per dataset, one column per strategy that searched
+        fig, axes = plt.subplots(
+            len(datasets), len(searched), figsize=(4 * len(searched), 3.5 * len(datasets)),
+            squeeze=False,
+        )  # fmt: skip
+        for i, dataset in enumerate(datasets):
+            axes[i][0].set_ylabel("weight")
+            for j, strategy in enumerate(searched):
+                ax, row = axes[i][j], traced.get((dataset, strategy))
+                if row is None:
+                    ax.axis("off")
+                    continue
+                steps = [p["step"] for p in row["trajectory"]]
+                for k, name in enumerate(objectives):
+                    ax.plot(steps, [p["weights"][k] for p in row["trajectory"]], label=name)
+                ax.set_title(f"{dataset}: {strategy} (seed {seed})", fontsize="small")
+                ax.set_xlabel("step / trial")
+                ax.set_ylim(0, 1)
+        first = next(row for row in traced.values())
+        axes[datasets.index(first["dataset"])][searched.index(first["strategy"])].legend(
+            fontsize="small"
+        )
         _save(fig, out / "trajectories.png", drawn)
 
     fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)

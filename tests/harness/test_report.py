@@ -1,10 +1,10 @@
-"""The report's aggregation: ranks over seeds and TapWeight against each strategy."""
+"""The report's aggregation (ranks over seeds, TapWeight against each strategy) and figures."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.report import average_ranks, summarize, versus
+from harness.report import _draw, average_ranks, summarize, versus
 
 
 def _row(dataset: str, strategy: str, seed: int, test: float, seconds: float, metric: str):
@@ -47,3 +47,25 @@ def test_tapweight_against_each_strategy_respects_each_metrics_direction():
 def test_no_tapweight_means_no_comparison_table():
     tables = summarize([_row("bbbp", "uniform", 0, 0.7, 1.0, "roc_auc")])
     assert versus(tables) == []
+
+
+def test_weight_trajectories_get_one_panel_per_dataset_and_searching_strategy(tmp_path):
+    import matplotlib.image
+
+    def traced(dataset: str, strategy: str) -> dict:
+        row = _row(dataset, strategy, 0, 0.8, 10.0, "roc_auc")
+        row["cost"]["search_s"] = 5.0
+        row["trajectory"] = [
+            {"step": step, "weights": [w, 1 - w], "metrics": {"valid_roc_auc": 0.8}}
+            for step, w in ((1, 0.5), (2, 0.7))
+        ]
+        return row
+
+    rows = [
+        traced("bbbp", "tapweight"), traced("bace", "tapweight"), traced("bace", "mometas"),
+        _row("bbbp", "uniform", 0, 0.7, 1.0, "roc_auc"),  # nothing searched: no panel
+    ]  # fmt: skip
+    drawn = _draw(summarize(rows), rows, ["attr_mask", "edge_pred"], tmp_path)
+    assert "trajectories" in drawn
+    height, width, _ = matplotlib.image.imread(tmp_path / "trajectories.png").shape
+    assert (height, width) == (2 * 385, 2 * 440)  # 2 datasets × 2 strategies, 4 × 3.5 in at 110 dpi
