@@ -109,6 +109,13 @@ def trial_device() -> str:
     return "cuda" if ray.get_gpu_ids() else "cpu"
 
 
+def _ray_running():
+    """The Ray module when this process is part of a running Ray session (a Tune trial), else
+    None; merely imported Ray (a local run inside a process that used Ray before) is not."""
+    ray = sys.modules.get("ray")
+    return ray if ray is not None and ray.is_initialized() else None
+
+
 def versions() -> dict[str, str]:
     """Versions that produced a row (Ray's only where it ran the trial)."""
     import torch
@@ -120,8 +127,7 @@ def versions() -> dict[str, str]:
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
-    ray = sys.modules.get("ray")  # loaded only where Ray ran the trial, never by the local runner
-    if ray is not None:
+    if ray := _ray_running():
         found["ray"] = ray.__version__
     return found
 
@@ -129,8 +135,7 @@ def versions() -> dict[str, str]:
 def ran_on() -> dict[str, str]:
     """Where a row was produced: the host, and the Ray node where Ray ran the trial."""
     where = {"host": platform.node()}
-    ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
+    if ray := _ray_running():
         where["ray_node"] = ray.get_runtime_context().get_node_id()
     return where
 
