@@ -296,10 +296,8 @@ def _draw(tables, rows, objectives: list[str], out: Path) -> list[str]:
                 ax.set_title(f"{dataset}: {strategy} (seed {seed})", fontsize="small")
                 ax.set_xlabel("step / trial")
                 ax.set_ylim(0, 1)
-        first = next(row for row in traced.values())
-        axes[datasets.index(first["dataset"])][searched.index(first["strategy"])].legend(
-            fontsize="small"
-        )
+        dataset, strategy = next(iter(traced))  # the legend on one drawn panel
+        axes[datasets.index(dataset)][searched.index(strategy)].legend(fontsize="small")
         _save(fig, out / "trajectories.png", drawn)
 
     fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)

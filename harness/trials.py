@@ -30,7 +30,6 @@ __all__ = [
     "build_parts",
     "cells_of",
     "conclude_run",
-    "ran_on",
     "run_cell",
     "run_search_point",
     "score_cell",
