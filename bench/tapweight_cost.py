@@ -30,7 +30,6 @@ DOMAINS = {
         "objectives": ["attr_mask", "edge_pred", "motif"],
         "batches": (64, 32),
         "plain": {"lr": 0.05, "optimizer": "sgd"},
-        "home_device": "cpu",  # its set: `make bench`
     },
     "text": {
         "dataset": "tapt_citation_intent",
@@ -38,9 +37,11 @@ DOMAINS = {
         "objectives": ["mlm", "simcse", "sop"],
         "batches": (16, 16),
         "plain": {"lr": 2e-5, "optimizer": "adam"},
-        "home_device": "cuda",  # its set: `make bench-gpu`
     },
 }
+HOME_DEVICE = {"molecule": "cpu", "text": "cuda"}
+"""Where each domain's figures belong (`make bench`, `make bench-gpu`); another device gets a
+section of its own."""
 CONFIGS = {
     "plain": {},
     "darts": {"hypergradient": "darts"},
@@ -204,7 +205,7 @@ def _record(domain, device, warmup, steps, figures, failures) -> None:
         )
     pretrain_batch, finetune_batch = setup["batches"]
     settings = {
-        **{k: v for k, v in setup.items() if k not in ("batches", "home_device")},
+        **{k: v for k, v in setup.items() if k != "batches"},
         "warmup": warmup,
         "measured_iterations": steps,
         "pretrain_batch": pretrain_batch,
@@ -230,7 +231,7 @@ def _record(domain, device, warmup, steps, figures, failures) -> None:
     headers = ["configuration", "s / iteration", "vs plain", "pretrain s", "finetune s"]
     headers += ["reweight s", "peak GPU MB" if device == "cuda" else "peak RSS MB"]
     name = "tapweight_cost" if domain == "molecule" else f"tapweight_cost_{domain}"
-    if device != setup["home_device"]:  # a section of its own, beside its set's figures
+    if device != HOME_DEVICE[domain]:
         name += f"_{device}"
     if failures:
         note += " Failed: " + "; ".join(f"`{k}`: {v}" for k, v in failures.items()) + "."

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from harness.faults import maybe_fail
@@ -108,7 +109,7 @@ def trial_device() -> str:
     return "cuda" if ray.get_gpu_ids() else "cpu"
 
 
-def _ray_running():
+def _ray_running() -> ModuleType | None:
     """The Ray module when this process is part of a running Ray session (a Tune trial), else
     None; merely imported Ray (a local run inside a process that used Ray before) is not."""
     ray = sys.modules.get("ray")
