@@ -46,8 +46,11 @@ def main() -> None:
     import ray
     from ray import tune
 
+    from harness.loopback import keep_ray_on_loopback
+
     trials = 2 if args.quick else args.trials
     repeats = 300 if args.quick else 2000
+    keep_ray_on_loopback()
     ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
     rows, figures = [], {}
     try:

@@ -20,6 +20,7 @@ from typing import Any
 from ray import tune
 
 from baselines.trial import best_point, scored_point
+from harness.loopback import is_loopback_address, keep_ray_on_loopback
 from harness.progress import TrialProgress
 from harness.rundir import RunDirectory, trial_key
 from harness.spec import TUNE_NATIVE, ExperimentSpec, StrategySpec
@@ -95,6 +96,9 @@ def _ray(address: str | None) -> Iterator[None]:
         yield
         return
     address = address or os.environ.get("RAY_ADDRESS")
+    pinned = not address or is_loopback_address(address)
+    if pinned:
+        keep_ray_on_loopback()
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our own progress display, not Tune's
     options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     if address:
@@ -108,6 +112,9 @@ def _ray(address: str | None) -> Iterator[None]:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **options)
     try:
+        node_ip = ray.util.get_node_ip_address()
+        if pinned and not is_loopback_address(node_ip):
+            raise ConfigError(f"Ray runs this driver on {node_ip}, not on loopback as asked")
         yield
     finally:
         ray.shutdown()

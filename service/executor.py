@@ -26,6 +26,7 @@ from pathlib import Path
 
 import requests
 
+from harness.loopback import LOOPBACK_ENV
 from service.runs import SPEC_FILE
 from service.settings import Settings
 
@@ -194,7 +195,7 @@ def ray_env() -> dict[str, str]:
         **os.environ,
         "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
         "RAY_USAGE_STATS_ENABLED": "0",
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        **LOOPBACK_ENV,
     }
 
 

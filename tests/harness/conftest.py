@@ -19,7 +19,7 @@ def write_spec(path: Path, spec: dict) -> Path:
     return path
 
 
-def cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def cli(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     environment = {**os.environ, **(env or {})}
     return subprocess.run(
         [TAPWEIGHT, *args], capture_output=True, text=True, env=environment, timeout=timeout

@@ -14,12 +14,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.loopback import LOOPBACK_ENV, is_loopback_address, keep_ray_on_loopback
 from harness.rundir import RunDirectory
 from tests.harness.conftest import tiny_spec, wait_for, write_spec
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+SUBPROCESS_TIMEOUT_S = 240
+"""Well under the test's own timeout: a driver that cannot find its cluster fails the test
+with its output, instead of the test hanging until pytest-timeout kills it."""
 
 
 def _free_port() -> int:
@@ -36,7 +40,7 @@ def ray_head(tmp_path):
     env = {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        **LOOPBACK_ENV,
         "RAY_USAGE_STATS_ENABLED": "0",
         # Ray 2.59+ can protect a cluster with a token; this head has its own, which its
         # clients share (nothing read from ~/.ray, so a fresh machine behaves the same)
@@ -76,7 +80,7 @@ def test_ray_job_submit_runs_a_spec(ray_head, tmp_path):
     submitted = subprocess.run(
         [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", str(ROOT),
          "--", "tapweight", "run", str(spec), "--out", str(out), "--no-progress"],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True, text=True, env=env, timeout=SUBPROCESS_TIMEOUT_S,
     )  # fmt: skip
     assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
     assert "succeeded" in submitted.stdout
@@ -101,12 +105,15 @@ def test_cluster_launcher_config_names_head_and_gpu_workers():
 def two_node_cluster():
     """A head and a worker node of one CPU each on 127.0.0.1, through Ray's own multi-node
     test cluster (`ray start` refuses a second node on one host when it must stay on loopback)."""
+    keep_ray_on_loopback()
     from ray.cluster_utils import Cluster
 
     node = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False}
     cluster = Cluster(initialize_head=True, head_node_args=node)
     try:
         cluster.add_node(**node)
+        addresses = [n.node_ip_address for n in cluster.list_all_nodes()]
+        assert all(is_loopback_address(a) for a in addresses), addresses
         yield cluster.address
     finally:
         cluster.shutdown()
@@ -119,10 +126,12 @@ def test_entry_spreads_trials_over_the_nodes_of_a_cluster(two_node_cluster, tmp_
         pytest.skip("entry.py hands over to the project's .venv (make install)")
     spec = write_spec(tmp_path / "spec.yaml", tiny_spec(seeds=[0], resources={"cpu": 1}))
     out = tmp_path / "run"
+    # Nothing exported: the driver keeps to loopback because the project's code says so.
+    env = {k: v for k, v in os.environ.items() if k not in LOOPBACK_ENV}
     submitted = subprocess.run(
         [sys.executable, str(ROOT / "cluster" / "entry.py"), str(spec), "--out", str(out)],
-        capture_output=True, text=True, timeout=600,
-        env={**os.environ, "TAPWEIGHT_HOME": str(ROOT), "RAY_ADDRESS": two_node_cluster},
+        capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S,
+        env={**env, "TAPWEIGHT_HOME": str(ROOT), "RAY_ADDRESS": two_node_cluster},
     )  # fmt: skip
     assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
     rows = RunDirectory(out).rows()
