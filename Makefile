@@ -40,9 +40,7 @@ bench-quick: $(STAMP)
 	$(BIN)/python bench/service_load.py --quick
 
 # Every strategy on the five MoleculeNet sets, 3 seeds, with the local runner (one worker per
-# core; 114 of its 165 trials took 66 min on 2 cores).
-# STRATEGIES_SPEC=examples/molecules_long_schedule.yaml runs TapWeight against the static
-# strategies with 300 pretraining steps instead.
+# core). STRATEGIES_SPEC=examples/molecules_fair_budgets.yaml runs BBBP and ESOL only.
 STRATEGIES_SPEC ?= examples/molecules_all_strategies.yaml
 bench-strategies: $(STAMP)
 	$(BIN)/python bench/harness_comparison.py $(STRATEGIES_SPEC) --local --workers $$(nproc) --out runs/bench-$$(basename $(STRATEGIES_SPEC) .yaml)-$$(date +%Y%m%d-%H%M%S)

@@ -3,24 +3,27 @@
 A strategy turns :class:`~tapweight.components.Components` and a :class:`Budget` into a
 :class:`~tapweight.result.WeightingResult`: weights on the simplex, their trajectory, the
 encoder it trained (if any) and what it cost. The harness then retrains every strategy's weights
-with one shared protocol, so strategies only have to be honest about their own search.
+with one shared protocol, so strategies only have to be honest about their own search. They
+are held to it: :meth:`Strategy.run` counts the continued-pretraining steps the search takes
+(:mod:`tapweight.budget`) and records them with the part of the budget left unspent and why.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tapweight.budget import counting_pretrain_steps
 from tapweight.components import Components
 from tapweight.downstream.finetuning import FinetuneConfig
-from tapweight.errors import ConfigError
+from tapweight.errors import ConfigError, TrainingError
 from tapweight.pretrain import PretrainConfig
 from tapweight.result import TrajectoryPoint, WeightingResult
 
-__all__ = ["Budget", "Strategy", "ProgressCallback"]
+__all__ = ["Budget", "BudgetUse", "Strategy", "ProgressCallback"]
 
 ProgressCallback = Callable[[TrajectoryPoint], None]
 
@@ -28,9 +31,11 @@ ProgressCallback = Callable[[TrajectoryPoint], None]
 class Budget(BaseModel):
     """What a strategy may spend, in continued-pretraining steps (the harness's common unit).
 
-    ``pretrain.steps`` is the length of ONE continued-pretraining run (a grid point, a trial,
-    the final retraining); ``total_pretrain_steps`` caps all pretraining steps the search may
-    spend together.
+    ``total_pretrain_steps`` is the number of continued-pretraining optimizer steps every
+    strategy's search may take, and takes in full unless it states why not (TapWeight runs that
+    many iterations; MOMETAS, META-TARTAN and Luo that many steps; grid and Optuna as many runs
+    of ``pretrain.steps`` as fit). ``pretrain.steps`` is the length of ONE continued-pretraining
+    run: a grid point, an Optuna trial, and the protocol's final retraining.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -40,11 +45,19 @@ class Budget(BaseModel):
     finetune: FinetuneConfig = Field(default_factory=lambda: FinetuneConfig(progress=False))
 
 
+class BudgetUse(NamedTuple):
+    """The continued-pretraining steps a strategy's search takes, and why it leaves the rest."""
+
+    steps: int
+    unspent_reason: str | None = None
+
+
 class Strategy(ABC):
     """Base of every weighting strategy.
 
-    Subclasses set ``name`` and implement :meth:`run`; settings go to keyword-only constructor
-    arguments, validated there with :class:`~tapweight.errors.ConfigError`.
+    Subclasses set ``name`` and implement :meth:`search`; settings go to keyword-only
+    constructor arguments, validated there with :class:`~tapweight.errors.ConfigError`. A
+    strategy that cannot spend the whole budget overrides :meth:`budget_use` to say so.
     """
 
     name: ClassVar[str]
@@ -61,6 +74,10 @@ class Strategy(ABC):
         """Fewest total pretraining steps this strategy can run with (for budget errors)."""
         return budget.pretrain.steps
 
+    def budget_use(self, num_objectives: int, budget: Budget) -> BudgetUse:
+        """What the search will spend: the whole budget, unless the strategy says why not."""
+        return BudgetUse(budget.total_pretrain_steps)
+
     def check(self, parts: Components, budget: Budget) -> None:
         """Refuse impossible set-ups before any training starts."""
         if self.requires_validation and len(parts.task.valid) == 0:
@@ -75,8 +92,28 @@ class Strategy(ABC):
                 f"{budget.total_pretrain_steps}"
             )
 
-    @abstractmethod
     def run(
         self, parts: Components, budget: Budget, callback: ProgressCallback | None = None
     ) -> WeightingResult:
-        """Search (or set) the objective weights for ``parts.task``."""
+        """Search (or set) the objective weights for ``parts.task``, counting the
+        continued-pretraining steps the search takes into ``result.cost``."""
+        self.check(parts, budget)
+        with counting_pretrain_steps() as count:
+            result = self.search(parts, budget, callback)
+        if count.steps > budget.total_pretrain_steps:
+            raise TrainingError(
+                f"strategy {self.name!r} took {count.steps} pretraining steps, over its budget "
+                f"of {budget.total_pretrain_steps}"
+            )
+        return result.with_budget(
+            count.steps,
+            budget.total_pretrain_steps,
+            self.budget_use(len(parts.objectives), budget).unspent_reason,
+        )
+
+    @abstractmethod
+    def search(
+        self, parts: Components, budget: Budget, callback: ProgressCallback | None = None
+    ) -> WeightingResult:
+        """The strategy's own search; :meth:`run` checks the set-up first and counts its
+        continued-pretraining steps."""

@@ -14,7 +14,7 @@ from math import comb
 
 from tqdm.auto import tqdm
 
-from baselines.base import Budget, ProgressCallback, Strategy
+from baselines.base import Budget, BudgetUse, ProgressCallback, Strategy
 from baselines.trial import SearchTrials, best_point, scored_point
 from tapweight.components import Components
 from tapweight.errors import ConfigError
@@ -53,6 +53,14 @@ class GridSearch(Strategy):
     def minimum_budget(self, num_objectives: int, budget: Budget) -> int:
         return self.num_points(num_objectives) * budget.pretrain.steps
 
+    def budget_use(self, num_objectives: int, budget: Budget) -> BudgetUse:
+        points = self.num_points(num_objectives)
+        return BudgetUse(
+            points * budget.pretrain.steps,
+            f"{points} grid points of {budget.pretrain.steps} steps each; the rest makes no "
+            "whole point",
+        )
+
     def check(self, parts: Components, budget: Budget) -> None:
         k = len(parts.objectives)
         points = self.num_points(k)
@@ -66,7 +74,7 @@ class GridSearch(Strategy):
             )
         super().check(parts, budget)
 
-    def search(
+    def search_points(
         self,
         num_objectives: int,
         evaluate: Callable[[list[float]], float],
@@ -87,12 +95,11 @@ class GridSearch(Strategy):
         best = best_point(history, metric)
         return best.weights, best.metrics[f"valid_{metric}"], history
 
-    def run(
+    def search(
         self, parts: Components, budget: Budget, callback: ProgressCallback | None = None
     ) -> WeightingResult:
-        self.check(parts, budget)
         trials = SearchTrials(parts, budget, self.seed)
-        best, score, history = self.search(
+        best, score, history = self.search_points(
             len(parts.objectives),
             trials.evaluate,
             trials.metric,

@@ -23,14 +23,15 @@ from torch import Tensor, nn
 from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
-from baselines.base import Budget, ProgressCallback, Strategy
+from baselines.base import Budget, BudgetUse, ProgressCallback, Strategy
 from tapweight.components import Components
 from tapweight.data.batches import ResumableBatches
 from tapweight.downstream.heads import batch_targets, task_loss
 from tapweight.downstream.task import make_loader
 from tapweight.errors import ConfigError
+from tapweight.pretrain import pretrain_descend
 from tapweight.result import Cost, TrajectoryPoint, WeightingResult
-from tapweight.training import descend, to_device
+from tapweight.training import to_device
 
 __all__ = ["Luo"]
 
@@ -97,15 +98,21 @@ class Luo(Strategy):
     def minimum_budget(self, num_objectives: int, budget: Budget) -> int:
         return self.episode_steps
 
+    def budget_use(self, num_objectives: int, budget: Budget) -> BudgetUse:
+        episodes = budget.total_pretrain_steps // self.episode_steps
+        return BudgetUse(
+            episodes * self.episode_steps,
+            f"{episodes} whole episodes of {self.episode_steps} steps; the rest makes none",
+        )
+
     def check(self, parts: Components, budget: Budget) -> None:
         super().check(parts, budget)
         if len(parts.corpus) < (4 if self.variant == "agnostic" else 2):
             raise ConfigError(f"luo_{self.variant} needs a larger corpus, got {len(parts.corpus)}")
 
-    def run(
+    def search(
         self, parts: Components, budget: Budget, callback: ProgressCallback | None = None
     ) -> WeightingResult:
-        self.check(parts, budget)
         began, config, aware = time.perf_counter(), budget.pretrain, self.variant == "aware"
         torch.manual_seed(self.seed)  # objectives corrupt batches from the global RNG
         encoder = copy.deepcopy(parts.encoder).to(config.device)
@@ -143,7 +150,7 @@ class Luo(Strategy):
             encoder.train(), objectives.train()
             for _ in range(self.episode_steps):
                 loss = objectives[action].loss(encoder, to_device(next(batches), config.device))
-                descend(optimizer, loss, f"{names[action]} at step {steps}")
+                pretrain_descend(optimizer, loss, f"{names[action]} at step {steps}")
                 steps, last_losses[names[action]] = steps + 1, loss.item()
             after, heldout_losses = score()
             probes += self.probe_steps if aware else 0

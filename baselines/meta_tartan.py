@@ -20,13 +20,14 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from baselines.base import Budget, ProgressCallback, Strategy
+from tapweight.budget import pretrain_step_taken
 from tapweight.components import Components
 from tapweight.data.batches import ResumableBatches
 from tapweight.downstream.finetuning import evaluate
 from tapweight.downstream.heads import TaskModel, batch_targets, task_loss
 from tapweight.errors import ConfigError, TrainingError
 from tapweight.result import Cost, TrajectoryPoint, WeightingResult
-from tapweight.training import to_device
+from tapweight.training import buffers_kept, to_device
 
 __all__ = ["MetaTartan"]
 
@@ -90,7 +91,8 @@ class MetaTartan(Strategy):
 
         A fresh head measures what the current features already offer the end task, free of
         the jointly trained head's own drift (the paper's dev head)."""
-        features = model.encoder.embed(batch)
+        with buffers_kept(model):  # a dev batch must not move BatchNorm statistics
+            features = model.encoder.embed(batch)
         y, mask = batch_targets(batch)
         if model.task_type == "regression":
             y = (y - model.target_mean) / model.target_std
@@ -127,10 +129,9 @@ class MetaTartan(Strategy):
             "include_task_weight": self.include_task_weight,
         }
 
-    def run(
+    def search(
         self, parts: Components, budget: Budget, callback: ProgressCallback | None = None
     ) -> WeightingResult:
-        self.check(parts, budget)
         start, config, task = time.perf_counter(), budget.pretrain, parts.task
         steps, device = budget.total_pretrain_steps, config.device
         torch.manual_seed(self.seed)
@@ -167,6 +168,7 @@ class MetaTartan(Strategy):
                 terms = [w * g[i] for w, g in zip(mix, grads, strict=True) if g[i] is not None]
                 param.grad = torch.stack(terms).sum(0) if terms else None
             optimizer.step()
+            pretrain_step_taken()
             bar.set_postfix(task_weight=f"{mix[0]:.3f}", dev_loss=f"{dev_loss:.3f}")
             if (step + 1) % every == 0 or step + 1 == steps:
                 point = TrajectoryPoint(
@@ -184,11 +186,10 @@ class MetaTartan(Strategy):
                 trajectory.append(point)
                 if callback:
                     callback(point)
-        native = {  # the jointly trained task model, scored once per split
-            f"{split}_{task.metric}": evaluate(
-                model, task.loader(split, config.batch_size), (task.metric,), device
+        native = {  # the jointly trained task model, on validation (test is the protocol's)
+            f"valid_{task.metric}": evaluate(
+                model, task.loader("valid", config.batch_size), (task.metric,), device
             )[task.metric]
-            for split in ("valid", "test")
         }
         return WeightingResult(
             strategy=self.name,

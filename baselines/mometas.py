@@ -21,8 +21,9 @@ from baselines.base import Budget, ProgressCallback, Strategy
 from tapweight.components import Components
 from tapweight.data.batches import ResumableBatches
 from tapweight.errors import ConfigError
+from tapweight.pretrain import pretrain_descend
 from tapweight.result import Cost, TrajectoryPoint, WeightingResult
-from tapweight.training import descend, to_device
+from tapweight.training import to_device
 
 __all__ = ["Mometas"]
 
@@ -142,10 +143,9 @@ class Mometas(Strategy):
         encoder.train(), objectives.train()
         return losses
 
-    def run(
+    def search(
         self, parts: Components, budget: Budget, callback: ProgressCallback | None = None
     ) -> WeightingResult:
-        self.check(parts, budget)
         began, config, steps = time.perf_counter(), budget.pretrain, budget.total_pretrain_steps
         names, device = [o.name for o in parts.objectives], config.device
         torch.manual_seed(self.seed)
@@ -166,7 +166,7 @@ class Mometas(Strategy):
             if step:
                 choice = policy.sample()
                 loss = objectives[choice].loss(encoder, to_device(next(batches), device))
-                descend(optimizer, loss, f"{names[choice]} at step {step}")
+                pretrain_descend(optimizer, loss, f"{names[choice]} at step {step}")
             if step % self.update_every:
                 continue
             losses, metrics = self._heldout_losses(encoder, objectives, heldout), {}

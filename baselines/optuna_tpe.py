@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from tqdm.auto import tqdm
 
-from baselines.base import Budget, ProgressCallback, Strategy
+from baselines.base import Budget, BudgetUse, ProgressCallback, Strategy
 from baselines.trial import SearchTrials, best_point, scored_point
 from tapweight.components import Components
 from tapweight.downstream.metrics import HIGHER_IS_BETTER
@@ -67,6 +67,12 @@ class OptunaTPE(Strategy):
     def minimum_budget(self, num_objectives: int, budget: Budget) -> int:
         return self.n_trials * budget.pretrain.steps
 
+    def budget_use(self, num_objectives: int, budget: Budget) -> BudgetUse:
+        return BudgetUse(
+            self.n_trials * budget.pretrain.steps,
+            f"n_trials={self.n_trials} trials of {budget.pretrain.steps} steps each",
+        )
+
     def study(self, metric: str):
         import optuna
 
@@ -80,7 +86,7 @@ class OptunaTPE(Strategy):
         direction = "maximize" if HIGHER_IS_BETTER[metric] else "minimize"
         return optuna.create_study(sampler=sampler, pruner=pruner, direction=direction)
 
-    def search(
+    def search_points(
         self,
         num_objectives: int,
         evaluate: Callable[[list[float], Callable[[float, int], None]], float],
@@ -117,10 +123,9 @@ class OptunaTPE(Strategy):
         best = best_point(history, metric)
         return best.weights, best.metrics[f"valid_{metric}"], history
 
-    def run(
+    def search(
         self, parts: Components, budget: Budget, callback: ProgressCallback | None = None
     ) -> WeightingResult:
-        self.check(parts, budget)
         trials = SearchTrials(parts, budget, self.seed)
 
         def evaluate(weights: list[float], report: Callable[[float, int], None]) -> float:
@@ -129,7 +134,7 @@ class OptunaTPE(Strategy):
 
             return trials.evaluate(weights, on_epoch)
 
-        weights, score, history = self.search(
+        weights, score, history = self.search_points(
             len(parts.objectives), evaluate, trials.metric, callback, budget.pretrain.progress
         )
         settings = {"n_trials": self.n_trials, "pruner": self.pruner, "completed": len(history)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from baselines.base import Budget, ProgressCallback, Strategy
+from baselines.base import Budget, BudgetUse, ProgressCallback, Strategy
 from baselines.trial import train_with_weights
 from tapweight.components import Components
 from tapweight.errors import ConfigError
@@ -29,12 +29,16 @@ class FixedWeights(Strategy):
     def minimum_budget(self, num_objectives: int, budget: Budget) -> int:
         return budget.pretrain.steps if self.continued_pretraining else 0
 
-    def run(
+    def budget_use(self, num_objectives: int, budget: Budget) -> BudgetUse:
+        if not self.continued_pretraining:
+            return BudgetUse(0, "no continued pretraining")
+        return BudgetUse(budget.pretrain.steps, "fixed weights: no search, one scoring run")
+
+    def search(
         self, parts: Components, budget: Budget, callback: ProgressCallback | None = None
     ) -> WeightingResult:
         names = [o.name for o in parts.objectives]
         weights = self.weights(names)
-        self.check(parts, budget)
         began = time.perf_counter()
         trial = train_with_weights(
             parts, weights if self.continued_pretraining else None, budget, self.seed

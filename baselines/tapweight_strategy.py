@@ -15,12 +15,14 @@ __all__ = ["TapWeightStrategy"]
 class TapWeightStrategy(Strategy):
     """λ learned by three-level optimization on the validation loss's hypergradient.
 
-    Runs :class:`~tapweight.core.TapWeight` for ``budget.pretrain.steps`` iterations.
+    Runs :class:`~tapweight.core.TapWeight` for ``budget.total_pretrain_steps`` iterations (one
+    continued-pretraining step each), the budget every strategy's search gets.
 
     Extra keyword settings go to :class:`~tapweight.core.TapWeightConfig` (``lam``,
-    ``hypergradient``, ``mode="blo"`` for the bi-level ablation, ...); text tasks start from the
-    paper's text settings. With ``checkpoint_dir`` the run checkpoints every tenth of its
-    iterations there and a later run with the same directory continues from it.
+    ``hypergradient``, ``mode="blo"`` for the bi-level ablation, ...) over the reference's
+    defaults for the domain and task type (:meth:`~tapweight.core.TapWeightConfig.for_task`).
+    With ``checkpoint_dir`` the run checkpoints every tenth of its iterations there and a later
+    run with the same directory continues from it.
     """
 
     name = "tapweight"
@@ -35,28 +37,25 @@ class TapWeightStrategy(Strategy):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(seed={self.seed}, settings={self.settings})"
 
-    def run(
+    def minimum_budget(self, num_objectives: int, budget: Budget) -> int:
+        return 1
+
+    def search(
         self, parts: Components, budget: Budget, callback: ProgressCallback | None = None
     ) -> WeightingResult:
-        self.check(parts, budget)
-        pretrain = budget.pretrain
+        iterations = budget.total_pretrain_steps
         settings = {
-            "iterations": pretrain.steps,
-            "valid_every": max(1, pretrain.steps // 10),
-            "checkpoint_every": max(1, pretrain.steps // 10),
-            "pretrain_batch_size": pretrain.batch_size,
+            "iterations": iterations,
+            "valid_every": max(1, iterations // 10),
+            "checkpoint_every": max(1, iterations // 10),
+            "pretrain_batch_size": budget.pretrain.batch_size,
             "finetune_batch_size": budget.finetune.batch_size,
-            "device": pretrain.device,
+            "device": budget.pretrain.device,
             "seed": self.seed,
-            "progress": pretrain.progress,
+            "progress": budget.pretrain.progress,
             **self.settings,
         }
-        if parts.domain == "text":
-            config = TapWeightConfig.for_text(**settings)
-        else:
-            if parts.task.task_type == "regression":
-                settings.setdefault("reweight_lr", 10.0)  # the paper's λ lr for regression
-            config = TapWeightConfig.parse(**settings)
+        config = TapWeightConfig.for_task(parts.domain, parts.task.task_type, **settings)
         runner = TapWeight(
             parts.encoder, parts.objectives, parts.corpus, parts.task, config,
             parts.corpus_collate, checkpoint_dir=self.checkpoint_dir, callback=callback,

@@ -110,11 +110,10 @@ def _one(domain: str, name: str, warmup: int, steps: int) -> dict:
         finetune_batch_size=finetune_batch,
         device=device,
         progress=False,
+        finetune_warmup_steps=0,  # every timed iteration updates λ: the steady-state cost
         **{**CONFIGS, **CUDA_CONFIGS}[name],
     )
-    config = (
-        TapWeightConfig.for_text(**settings) if domain == "text" else TapWeightConfig(**settings)
-    )
+    config = TapWeightConfig.for_task(domain, parts.task.task_type, **settings)
     runner = TapWeight(
         parts.encoder, parts.objectives, parts.corpus, parts.task, config, parts.corpus_collate
     )

@@ -19,7 +19,7 @@ from tapweight.downstream.finetuning import FinetuneConfig, finetune
 from tapweight.pretrain import PretrainConfig, continued_pretrain
 from tapweight.result import WeightingResult
 
-__all__ = ["ProtocolScores", "retrain", "finetune_seeds"]
+__all__ = ["ProtocolScores", "retrain", "finetune_seeds", "search_seed"]
 
 
 @dataclass
@@ -42,8 +42,17 @@ class ProtocolScores:
 
 
 def finetune_seeds(seed: int, count: int) -> list[int]:
-    """Finetuning seeds of one experiment seed: the same list for every strategy."""
+    """Finetuning seeds of one experiment seed: the same list for every strategy (the spec
+    caps ``count`` at 20)."""
     return [seed * 1000 + k for k in range(count)]
+
+
+def search_seed(seed: int) -> int:
+    """The seed of a strategy's own search for one experiment seed (its grid points, Optuna
+    trials, internal runs): disjoint from the protocol's pretraining seed (``seed``) and its
+    finetuning seeds, so the protocol's final run never replays a search trial and a search's
+    validation score is not a best-of-N of the protocol's."""
+    return seed * 1000 + 500
 
 
 def retrain(

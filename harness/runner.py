@@ -199,19 +199,20 @@ def _search_stage(
     from baselines import make_strategy
     from baselines.grid import simplex_lattice
     from baselines.optuna_tpe import search_space
+    from harness.protocol import search_seed
     from tapweight.data.registry import get_dataset_info
     from tapweight.downstream.metrics import HIGHER_IS_BETTER
 
     out = run_dir.search_dir(dataset, entry.label, seed)
     if (out / "result.json").is_file():
         return
-    strategy = make_strategy(entry.name, seed=seed, **entry.settings)
+    strategy = make_strategy(entry.name, seed=search_seed(seed), **entry.settings)
     metric = get_dataset_info(dataset).metric
     mode = "max" if HIGHER_IS_BETTER[metric] else "min"
     epochs = spec.protocol.finetune.epochs
     space: dict[str, Any] = {
         "spec": spec.model_dump(mode="json"), "dataset": dataset, "strategy": entry.label,
-        "seed": seed,
+        "seed": seed, "search_seed": strategy.seed,
     }  # fmt: skip
     search_alg, scheduler, samples = None, None, 1
     if entry.name == "grid":
@@ -224,7 +225,9 @@ def _search_stage(
         space |= {
             k: tune.uniform(lo, hi) for k, (lo, hi) in search_space(len(spec.objectives)).items()
         }
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=strategy.n_startup_trials)
+        sampler = optuna.samplers.TPESampler(
+            seed=strategy.seed, n_startup_trials=strategy.n_startup_trials
+        )
         search_alg = OptunaSearch(sampler=sampler)
         samples = strategy.n_trials
         if spec.tune.asha and epochs > spec.tune.asha_grace_period:
@@ -251,7 +254,12 @@ def _search_stage(
         _run_config(spec, run_dir, name, []),
     )
     results = tuner.fit()
-    result = _search_result(spec, entry, results, metric)
+    budget = spec.budget_for(entry)
+    result = _search_result(spec, entry, results, metric).with_budget(
+        sum(r.metrics.get("pretrain_steps", 0) for r in results if r.metrics),
+        budget.total_pretrain_steps,
+        strategy.budget_use(len(spec.objectives), budget).unspent_reason,
+    )
     result.save(out)
     run_dir.event(
         "progress", trial=trial_key(dataset, entry.label, seed), phase="searched",

@@ -178,6 +178,7 @@ def search_weights(
     """The strategy's own search. With ``tune_searched``, grid and Optuna were searched by Ray
     Tune beforehand and their result is read; without, they search in this process."""
     from baselines import make_strategy
+    from harness.protocol import search_seed
 
     entry = spec.strategy(cell.strategy)
     if tune_searched and entry.name in TUNE_NATIVE:
@@ -185,7 +186,7 @@ def search_weights(
     settings = dict(entry.settings)
     if entry.name == "tapweight":
         settings["checkpoint_dir"] = str(run_dir.trial_dir(cell.key) / "tapweight")
-    strategy = make_strategy(entry.name, seed=cell.seed, **settings)
+    strategy = make_strategy(entry.name, seed=search_seed(cell.seed), **settings)
     began = time.perf_counter()
 
     def progress(point: TrajectoryPoint) -> None:
@@ -239,6 +240,9 @@ def score_cell(
             "device": device,
             "passes": passes,
             "search_passes": result.cost.total_passes,
+            "pretrain_steps": result.cost.pretrain_steps,
+            "unspent_pretrain_steps": result.cost.unspent_pretrain_steps,
+            "unspent_reason": result.cost.unspent_reason,
             "full_trainings": result.cost.full_trainings + int(result.continued_pretraining),
         },
         "trajectory": [p.model_dump(mode="json") for p in result.trajectory],
@@ -290,6 +294,7 @@ def run_search_point(config: dict[str, Any]) -> None:
 
     from baselines.optuna_tpe import weights_from_params
     from baselines.trial import train_with_weights
+    from tapweight.budget import counting_pretrain_steps
 
     spec = ExperimentSpec.model_validate(config["spec"])
     dataset, label, seed = config["dataset"], config["strategy"], config["seed"]
@@ -308,13 +313,15 @@ def run_search_point(config: dict[str, Any]) -> None:
         if not last:
             _report({"valid": record[f"valid_{metric}"], "epoch": int(record["epoch"])})
 
-    trial = train_with_weights(parts, weights, budget, seed, on_epoch)
+    with counting_pretrain_steps() as counted:
+        trial = train_with_weights(parts, weights, budget, config["search_seed"], on_epoch)
     _report(
         {
             "valid": trial.valid_score,
             "epoch": budget.finetune.epochs,
             "weights": weights,
             "passes": trial.passes,
+            "pretrain_steps": counted.steps,
             "seconds": time.perf_counter() - began,
             "complete": True,
         }

@@ -164,7 +164,9 @@ def learn_weights(
     valid_every: Annotated[int, typer.Option(min=1)] = 25,
     hypergradient: Annotated[str, typer.Option(help="darts, exact, neumann, cg or sama")] = "darts",
     hypergradient_every: Annotated[int, typer.Option(min=1)] = 1,
-    lam: Annotated[float, typer.Option(help="proximal weight (> 0)")] = 5e-3,
+    lam: Annotated[
+        float | None, typer.Option(help="proximal weight (> 0; default: by domain and task)")
+    ] = None,
     reweight_lr: Annotated[
         float | None, typer.Option(help="λ learning rate (default: by domain)")
     ] = None,
@@ -186,18 +188,12 @@ def learn_weights(
     parts = build_components(dataset, encoder, names, corpus, data_dir, split, seed, max_corpus)
     settings = dict(
         iterations=iterations, valid_every=valid_every, checkpoint_every=valid_every,
-        hypergradient=hypergradient, hypergradient_every=hypergradient_every, lam=lam, mode=mode,
+        hypergradient=hypergradient, hypergradient_every=hypergradient_every, mode=mode,
         device=device, precision=precision, seed=seed,
     )  # fmt: skip
-    if reweight_lr is not None:
-        settings["reweight_lr"] = reweight_lr
-    elif parts.domain == "molecule" and parts.task.task_type == "regression":
-        settings["reweight_lr"] = 10.0  # the paper's λ lr for regression tasks
-    config = (
-        TapWeightConfig.for_text(**settings)
-        if parts.domain == "text"
-        else TapWeightConfig.parse(**settings)
-    )
+    chosen = {"lam": lam, "reweight_lr": reweight_lr}
+    settings |= {k: v for k, v in chosen.items() if v is not None}
+    config = TapWeightConfig.for_task(parts.domain, parts.task.task_type, **settings)
     runner = TapWeight(parts.encoder, parts.objectives, parts.corpus, parts.task, config,
                        parts.corpus_collate, checkpoint_dir=out)  # fmt: skip
     result = runner.run(resume=resume)
@@ -266,8 +262,9 @@ def demo(
     torch.manual_seed(seed)
     tapweight = TapWeight(
         start_encoder, build_objectives(names, copy.deepcopy(start_encoder), "molecule"), corpus,
-        task, TapWeightConfig(iterations=steps, valid_every=max(1, steps // 4), reweight_lr=10.0,
-                              seed=seed),
+        task, TapWeightConfig.for_task(
+            "molecule", task.task_type, iterations=steps, valid_every=max(1, steps // 4), seed=seed
+        ),
     ).run()  # fmt: skip
     rows = [
         ("no continued pretraining", None),

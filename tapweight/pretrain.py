@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from tapweight.budget import pretrain_step_taken
 from tapweight.data.batches import ResumableBatches
 from tapweight.errors import ConfigError
 from tapweight.training import descend, to_device
@@ -26,6 +27,7 @@ __all__ = [
     "continued_pretrain",
     "weighted_loss",
     "normalize_weights",
+    "pretrain_descend",
 ]
 
 
@@ -83,6 +85,12 @@ def weighted_loss(
     return total, parts
 
 
+def pretrain_descend(optimizer: torch.optim.Optimizer, loss: Tensor, what: str) -> None:
+    """One continued-pretraining optimizer step, counted against the strategy's budget."""
+    descend(optimizer, loss, what)
+    pretrain_step_taken()
+
+
 def continued_pretrain(
     encoder: nn.Module,
     objectives: nn.ModuleList,
@@ -112,7 +120,7 @@ def continued_pretrain(
     for step in bar:
         batch = to_device(next(batches), config.device)
         loss, parts = weighted_loss(encoder, objectives, weights, batch)
-        descend(optimizer, loss, f"continued pretraining step {step}")
+        pretrain_descend(optimizer, loss, f"continued pretraining step {step}")
         result.losses.append(parts)
         result.forward_backward_passes += 1
         bar.set_postfix(loss=f"{loss.item():.3f}")

@@ -34,6 +34,11 @@ class Cost(BaseModel):
     """Forward+backward passes per level (``pretrain``, ``finetune``, ``reweight``, ...)."""
     full_trainings: int = Field(0, ge=0)
     """Complete continued-pretraining runs the strategy paid for (grid points, trials)."""
+    pretrain_steps: int = Field(0, ge=0)
+    """Continued-pretraining optimizer steps the search took, as counted where they happen."""
+    unspent_pretrain_steps: int = Field(0, ge=0)
+    """The part of the budget the search did not take, and below, why."""
+    unspent_reason: str | None = None
 
     @property
     def total_passes(self) -> int:
@@ -55,7 +60,8 @@ class WeightingResult(BaseModel):
     trajectory: list[TrajectoryPoint] = Field(default_factory=list)
     cost: Cost
     native_scores: dict[str, float] = Field(default_factory=dict)
-    """The strategy's own end model, where it has one (``valid_<metric>``, ``test_<metric>``)."""
+    """The strategy's own end model, where it has one, on validation (``valid_<metric>``): the
+    test split belongs to the protocol's end."""
     continued_pretraining: bool = True
     """False for ``no_cp``: the fair protocol then finetunes the starting encoder directly."""
     settings: dict[str, Any] = Field(default_factory=dict)
@@ -78,6 +84,18 @@ class WeightingResult(BaseModel):
             if len(point.weights) != len(self.objective_names):
                 raise ValueError(f"trajectory step {point.step} has {len(point.weights)} weights")
         return self
+
+    def with_budget(self, steps: int, total: int, unspent_reason: str | None) -> WeightingResult:
+        """This result with its counted pretraining steps and the unspent part of ``total``."""
+        unspent = total - steps
+        cost = self.cost.model_copy(
+            update={
+                "pretrain_steps": steps,
+                "unspent_pretrain_steps": unspent,
+                "unspent_reason": (unspent_reason or "not stated") if unspent else None,
+            }
+        )
+        return self.model_copy(update={"cost": cost})
 
     def save(self, directory: str | Path) -> Path:
         """Write ``result.json`` (and ``encoder.pt`` when there is an encoder)."""

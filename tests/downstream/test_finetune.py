@@ -103,3 +103,26 @@ def test_regression_targets_are_standardized_with_train_statistics(data_dir):
     assert result.metric == "rmse" and result.model.target_mean.item() == pytest.approx(mean.item())
     # predictions come back in log-solubility units, not standardized ones
     assert 0.3 < result.valid_score < 3 * std.item()
+
+
+def test_the_text_proximal_term_is_l2_on_embeddings_and_l1_on_encoder_layers_per_parameter():
+    """TapWeight's text reference (nlureweight/main_roberta.py:427-440), computed by hand."""
+    import copy
+
+    from tapweight.downstream.finetuning import proximal_term
+    from tapweight.models.text import tiny_text_encoder
+
+    reference = tiny_text_encoder()
+    moved = copy.deepcopy(reference)
+    with torch.no_grad():
+        for param in moved.parameters():
+            param.add_(0.5)
+    sizes = {"embeddings": 0, "encoder": 0}
+    for name, param in reference.named_parameters():
+        for part in sizes:
+            sizes[part] += param.numel() if f".{part}." in f".{name}" else 0
+    expected = (0.25 * sizes["embeddings"] + 0.5 * sizes["encoder"]) / sum(sizes.values())
+    got = proximal_term(moved, reference, normalize=True, kind="l2_embeddings_l1_encoder")
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+    plain = proximal_term(moved, reference)  # the molecule reference: Σ‖Δ‖² over everything
+    assert plain.item() == pytest.approx(0.25 * sum(p.numel() for p in reference.parameters()))
