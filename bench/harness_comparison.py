@@ -87,6 +87,9 @@ def main() -> None:
         dataset: [
             {
                 "strategy": s.strategy, "weights": s.weights, "valid": [s.valid_mean, s.valid_std],
+                "native_valid": next(
+                    (v for k, v in s.native.items() if k.startswith("valid_")), None
+                ),
                 "test": [s.test_mean, s.test_std], "device_seconds": s.device_seconds,
                 "rank": s.rank,
             }

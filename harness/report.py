@@ -38,6 +38,8 @@ class Summary:
     passes: float
     full_trainings: float
     native: dict[str, float]
+    pretrain_steps: float = 0.0
+    """Continued-pretraining steps the search took (counted; the budget's unspent rest aside)."""
     rank: float = 0.0
 
     def cells(self, objectives: list[str]) -> list[str]:
@@ -49,6 +51,7 @@ class Summary:
             f"{self.test_mean:.3f} ± {self.test_std:.3f}",
             f"{self.wall_clock_s:.0f}",
             f"{self.device_seconds:.0f}",
+            f"{self.pretrain_steps:.0f}",
             f"{self.passes:.0f}",
             f"{self.full_trainings:.0f}",
             f"{self.rank:g}",
@@ -56,7 +59,8 @@ class Summary:
 
 
 HEADERS = [
-    "strategy", "weights", "valid", "test", "wall s", "device s", "passes", "trainings", "rank",
+    "strategy", "weights", "valid", "test", "wall s", "device s", "search steps", "passes",
+    "trainings", "rank",
 ]  # fmt: skip
 
 
@@ -92,6 +96,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, list[Summary]]:
                 device_seconds=statistics.mean(r["cost"]["device_seconds"] for r in runs),
                 passes=statistics.mean(sum(r["cost"]["passes"].values()) for r in runs),
                 full_trainings=statistics.mean(r["cost"]["full_trainings"] for r in runs),
+                pretrain_steps=statistics.mean(r["cost"].get("pretrain_steps", 0) for r in runs),
                 native={
                     k: statistics.mean(r["native"][k] for r in runs if k in r["native"])
                     for k in runs[0]["native"]
