@@ -20,7 +20,7 @@ from service.errors import install_error_handlers
 from service.executor import RayExecutor
 from service.reconciler import Reconciler
 from service.runs import ProgressReader
-from service.settings import Settings
+from service.settings import Settings, load_settings
 
 STATIC_DIR = Path(__file__).with_name("static")
 DASHBOARD_POLICY = (
@@ -54,7 +54,7 @@ class SecurityHeaders:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings.from_env()
+    settings = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -85,6 +85,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 # -- the app in process ----------------------------------------------------------------------
 
 
+class GivenSettings(Settings):
+    """Settings from the given values only: the test run's environment and .env never leak in."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, **others):
+        return (init_settings,)
+
+
 def settings_for(database_url: str, tmp_path: Path, **changes) -> Settings:
     values = {
         "database_url": database_url,
@@ -94,7 +102,7 @@ def settings_for(database_url: str, tmp_path: Path, **changes) -> Settings:
         "poll_interval_s": 0.2,
         **changes,
     }
-    return Settings.model_validate(values)
+    return GivenSettings(**values)
 
 
 @pytest.fixture
