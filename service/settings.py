@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, cast
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -25,8 +25,8 @@ from pydantic_settings import (
 
 from tapweight.errors import ConfigError
 
-# Lists are comma-separated in a variable and may be one per line in a *_FILE.
-List = Annotated[tuple[str, ...], NoDecode]
+# Comma-separated in a variable, and may be one per line in a *_FILE (not JSON).
+CommaSeparated = Annotated[tuple[str, ...], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -48,35 +48,40 @@ class Settings(BaseSettings):
 
     # Two names predate the prefix and are the ecosystem's own (SQLAlchemy, Ray).
     database_url: str = Field(
-        "sqlite:///tapweight-service.db",
-        validation_alias=AliasChoices("DATABASE_URL"),
+        default="sqlite:///tapweight-service.db",
+        validation_alias="DATABASE_URL",
         description="SQLite (WAL) or `postgresql+psycopg://…`; Alembic migrates it at start-up",
     )
     ray_address: str | None = Field(
-        None,
-        validation_alias=AliasChoices("RAY_ADDRESS"),
+        default=None,
+        validation_alias="RAY_ADDRESS",
         description="Ray cluster's dashboard URL (`http://head:8265`); unset: a local head",
     )
-    api_tokens: List = Field(
-        (), description="bearer tokens, comma-separated; each sees only its own jobs; required"
+    api_tokens: CommaSeparated = Field(
+        default=(),
+        description="bearer tokens, comma-separated; each sees only its own jobs; required",
     )
     runs_dir: Path = Field(
-        Path("runs/service"), description="job run directories, shared with the Ray nodes"
+        default=Path("runs/service"), description="job run directories, shared with the Ray nodes"
     )
     data_dir: Path | None = Field(
-        None, description="shared data; spec paths must resolve inside it"
+        default=None, description="shared data; spec paths must resolve inside it"
     )
-    cache_dir: Path | None = Field(None, description="download cache the jobs use")
-    offline: bool = Field(False, description="jobs never download (also sets HF_HUB_OFFLINE)")
+    cache_dir: Path | None = Field(default=None, description="download cache the jobs use")
+    offline: bool = Field(
+        default=False, description="jobs never download (also sets HF_HUB_OFFLINE)"
+    )
     executor: Literal["ray", "none"] = Field(
-        "ray", description="`none`: store-only mode for load tests, jobs never run"
+        default="ray", description="`none`: store-only mode for load tests, jobs never run"
     )
-    max_body_bytes: int = Field(256 * 1024, ge=1024, description="largest request body")
-    cors_origins: List = Field((), description="CORS origins, comma-separated; unset: CORS off")
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, description="largest request body")
+    cors_origins: CommaSeparated = Field(
+        default=(), description="CORS origins, comma-separated; unset: CORS off"
+    )
     poll_interval_s: float = Field(
-        1.0, gt=0, description="seconds between polls of Ray and of event streams"
+        default=1.0, gt=0, description="seconds between polls of Ray and of event streams"
     )
-    max_requeues: int = Field(3, ge=0, description="resubmissions of a job Ray lost")
+    max_requeues: int = Field(default=3, ge=0, description="resubmissions of a job Ray lost")
 
     @field_validator("api_tokens", "cors_origins", mode="before")
     @classmethod
@@ -89,8 +94,8 @@ class Settings(BaseSettings):
     def variable(cls, name: str) -> str:
         """The environment variable of field ``name``."""
         field = cls.model_fields[name]
-        if isinstance(field.validation_alias, AliasChoices):
-            return str(field.validation_alias.choices[0])
+        if isinstance(field.validation_alias, str):
+            return field.validation_alias
         return f"{cls.model_config['env_prefix']}{name}".upper()
 
     @classmethod
@@ -126,7 +131,7 @@ class SecretFiles(PydanticBaseSettingsSource):
     ``Settings.secrets``: the value is the file's content."""
 
     def __init__(
-        self, settings_cls: type[Settings], env: EnvSettingsSource, dotenv: DotEnvSettingsSource
+        self, settings_cls: type[BaseSettings], env: EnvSettingsSource, dotenv: DotEnvSettingsSource
     ) -> None:
         super().__init__(settings_cls)
         self.variables = {**dotenv.env_vars, **env.env_vars}  # keys lower-case, as both keep them
