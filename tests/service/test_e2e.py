@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,14 @@ import pytest
 
 from harness.rundir import RunDirectory
 from service.executor import stop_ray_head, use_ray_token_auth_like_ray_start
-from tests.service.conftest import ALICE, ARTIFACTS, Server, tiny_spec, wait_for
+from tests.service.conftest import (
+    ALICE,
+    ARTIFACTS,
+    Server,
+    requested_hosts,
+    tiny_spec,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -114,55 +120,32 @@ def test_the_event_stream_replays_a_finished_job_and_ends(crashed_service):
     assert "experiment_finished" in streamed
 
 
-def test_dashboard_shows_the_strategies_of_a_finished_job(crashed_service):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service as DriverService
+def test_dashboard_shows_the_strategies_of_a_finished_job(crashed_service, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    chromium, driver_path = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-    if not (chromium.exists() and driver_path.exists()):
-        pytest.skip("chromium and chromedriver (Debian chromium, chromium-driver) are absent")
     server, jobs = crashed_service
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(chromium)
-    for argument in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tempfile.mkdtemp(prefix='tw-chromium-')}",
-        "--window-size=1400,1400",
-    ):
-        options.add_argument(argument)
-    browser = webdriver.Chrome(service=DriverService(str(driver_path)), options=options)
-    try:
-        browser.get(f"{server.url}/dashboard/#job={jobs['a']}")
-        browser.find_element(By.ID, "token").send_keys("token-alice")
-        browser.find_element(By.CSS_SELECTOR, "#token-form button").click()
-        wait = WebDriverWait(browser, 30)
-        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")) == len(jobs))
-        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#chart-scores .category"))
-        scored = {e.text for e in browser.find_elements(By.CSS_SELECTOR, "#chart-scores .category")}
-        assert scored == {"uniform", "no_cp"}
-        assert browser.find_element(By.ID, "job-status").text == "succeeded"
-        weights = browser.find_elements(By.CSS_SELECTOR, "#chart-weights .category")
-        assert [e.text for e in weights] == ["uniform"]  # no_cp trains no weights
-        assert len(browser.find_elements(By.CSS_SELECTOR, "#chart-cost circle")) == 2
-        trials = browser.find_elements(By.CSS_SELECTOR, "#trials tbody tr")
-        assert len(trials) == 2 and all("done" in row.text for row in trials)
-        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
-        assert not errors, errors
-        ARTIFACTS.mkdir(exist_ok=True)
-        shot = ARTIFACTS / "dashboard.png"
-        assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
-        print(f"dashboard screenshot: {shot}")
-    finally:
-        browser.quit()
+    browser.get(f"{server.url}/dashboard/#job={jobs['a']}")
+    browser.find_element(By.ID, "token").send_keys("token-alice")
+    browser.find_element(By.CSS_SELECTOR, "#token-form button").click()
+    wait = WebDriverWait(browser, 30)
+    wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")) == len(jobs))
+    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#chart-scores .category"))
+    scored = {e.text for e in browser.find_elements(By.CSS_SELECTOR, "#chart-scores .category")}
+    assert scored == {"uniform", "no_cp"}
+    assert browser.find_element(By.ID, "job-status").text == "succeeded"
+    weights = browser.find_elements(By.CSS_SELECTOR, "#chart-weights .category")
+    assert [e.text for e in weights] == ["uniform"]  # no_cp trains no weights
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#chart-cost circle")) == 2
+    trials = browser.find_elements(By.CSS_SELECTOR, "#trials tbody tr")
+    assert len(trials) == 2 and all("done" in row.text for row in trials)
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+    assert requested_hosts(browser) == {"127.0.0.1"}  # works without internet
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "dashboard.png"
+    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    print(f"dashboard screenshot: {shot}")
 
 
 def test_a_killed_trial_worker_is_retried_not_a_failed_job(ray_cluster, serve, tmp_path):
