@@ -40,6 +40,12 @@ class TapWeightConfig(BaseModel):
     valid_every: int = Field(25, ge=1, description="record the trajectory every N iterations")
     checkpoint_every: int = Field(25, ge=1)
     hypergradient: str = "darts"
+    structured_hypergradient: bool = Field(
+        True,
+        description="darts/exact take the links whose structure makes them cheap from "
+        "tapweight.core.hypergradient (the proximal link in closed form, λ's link by forward "
+        "passes only); False: betty's generic functions throughout",
+    )
     unroll_steps: int = Field(1, ge=1, description="pretrain steps per finetune step")
     hypergradient_every: int = Field(1, ge=1, description="finetune steps per λ update")
     finetune_warmup_steps: int | None = Field(

@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
-from tapweight.core import compat
+from tapweight.core import compat, hypergradient
 from tapweight.core.config import RESUMABLE_FIELDS, TapWeightConfig
 from tapweight.core.problems import (
     Finetune,
@@ -109,6 +109,7 @@ class TapWeight:
         callback: Callable[[TrajectoryPoint], None] | None = None,
     ) -> None:
         compat.apply()
+        hypergradient.register()
         self.config = config or TapWeightConfig()
         self.objective_names = [o.name for o in objectives]
         if len(corpus) < 2:
@@ -132,8 +133,11 @@ class TapWeight:
         from betty.configs import Config
 
         cfg = self.config
+        kind = cfg.hypergradient
+        if cfg.structured_hypergradient and kind in hypergradient.STRUCTURED:
+            kind = f"structured_{kind}"
         return Config(
-            type=cfg.hypergradient, unroll_steps=unroll_steps, darts_alpha=cfg.darts_alpha,
+            type=kind, unroll_steps=unroll_steps, darts_alpha=cfg.darts_alpha,
             warmup_steps=warmup_steps,
         )  # fmt: skip
 
@@ -246,6 +250,7 @@ class TapWeight:
                 "scheduler": level.scheduler.state_dict() if level.scheduler else None,
                 "count": level._count,
                 "passes": level.passes,
+                "forward_passes": level.forward_passes,
                 "batches": level.batches.state_dict(),
             }
             if isinstance(level, Joint):
@@ -298,6 +303,7 @@ class TapWeight:
             if level.scheduler is not None:
                 level.scheduler.load_state_dict(saved["scheduler"])
             level._count, level.passes = saved["count"], saved["passes"]
+            level.forward_passes = saved["forward_passes"]
             level.batches.load_state_dict(saved["batches"])
             if isinstance(level, Joint):
                 level.task_batches.load_state_dict(saved["task_batches"])
@@ -404,7 +410,14 @@ class TapWeight:
             cost=Cost(
                 wall_clock_s=wall_clock,
                 device=device,
-                passes={name: level.passes for name, level in self.levels.items()},
+                passes={
+                    **{name: level.passes for name, level in self.levels.items()},
+                    **{
+                        f"{name}_forward_only": level.forward_passes
+                        for name, level in self.levels.items()
+                        if level.forward_passes
+                    },
+                },
                 full_trainings=1,
             ),
             native_scores={f"valid_{metric}": valid[metric]},
