@@ -1,15 +1,23 @@
 """Luo et al. 2021, "Meta-learning for downstream aware and agnostic pretraining".
 
-Luo et al. 2021 is a proposal paper without experiments or code; this module is "our
-implementation of the proposal". One encoder copy (with the objectives' heads) trains over
-episodes; each episode a meta-learned policy (softmax over one logit per objective, uniform at
-first) samples ONE objective and the encoder trains on it alone for ``episode_steps`` steps.
-The policy learns by REINFORCE with a running-mean baseline from a per-episode reward:
+Luo et al. 2021 (arXiv:2106.03270) is a proposal paper without experiments or code; this module
+is "our implementation of the proposal". What follows the paper, and what we had to invent:
 
-* ``aware``: the relative drop of the downstream validation loss of a cheap probe (a fresh
-  linear head fit on frozen train-split features), so it reads the validation split;
-* ``agnostic``: the relative drop of the mean pretraining loss on a seeded held-out part of the
-  corpus (fixed corruption seeds), so it never sees downstream labels.
+* **From the paper:** pretraining runs in episodes; in each episode a meta-learned selector picks
+  the pretraining task expected to give the most useful learning signal, and the encoder trains
+  on it; the selector comes in two variants, downstream-aware (it may look at the downstream
+  task) and downstream-agnostic (it may not).
+* **Invented here:** the selector is a softmax policy over one logit per objective, uniform at
+  first, that samples ONE objective per episode; the encoder (one copy, with the objectives'
+  heads) trains on it alone for ``episode_steps`` steps; the policy learns by REINFORCE with a
+  running-mean baseline (momentum 0.9) and an entropy bonus (:func:`policy_step`); the reward
+  is a relative loss drop over the episode: for ``aware``, the downstream validation loss of a
+  cheap probe (a fresh linear head fit on frozen train-split features, so it reads the
+  validation split), for ``agnostic``, the mean pretraining loss on a seeded held-out part of
+  the corpus (fixed corruption seeds, so it never sees downstream labels); every default
+  (episode length, learning rates, probe steps) is ours.
+* **The harness's choice, as for MOMETAS:** the final policy probabilities become the static
+  mixture weights the protocol retrains with.
 """
 
 from __future__ import annotations
@@ -33,12 +41,27 @@ from tapweight.pretrain import pretrain_descend
 from tapweight.result import Cost, TrajectoryPoint, WeightingResult
 from tapweight.training import to_device
 
-__all__ = ["Luo"]
+__all__ = ["Luo", "policy_step"]
 
 NOTE = "our implementation of the proposal (a proposal paper without experiments or code)"
 VARIANTS = ("aware", "agnostic")
 PROBE_LR = 0.1  # Adam on standardized features: a linear probe converges in tens of steps
 BASELINE_MOMENTUM = 0.9
+
+
+def policy_step(
+    logits: Tensor, action: int, reward: float, baseline: float, lr: float, entropy_coef: float
+) -> tuple[Tensor, float, float]:
+    """One REINFORCE ascent step on ``(reward - baseline) · log π(action) + entropy_coef · H(π)``;
+    returns the new logits, the advantage and the updated running-mean baseline."""
+    logits = logits.detach().requires_grad_(True)
+    advantage = reward - baseline
+    log_probs = logits.log_softmax(0)
+    entropy = -(log_probs.exp() * log_probs).sum()
+    ascent = advantage * log_probs[action] + entropy_coef * entropy
+    (gradient,) = torch.autograd.grad(ascent, logits)
+    baseline = BASELINE_MOMENTUM * baseline + (1 - BASELINE_MOMENTUM) * reward
+    return (logits + lr * gradient).detach(), advantage, baseline
 
 
 class _ReadsValidation:
@@ -137,7 +160,7 @@ class Luo(Strategy):
             losses = self._heldout_losses(encoder, objectives, heldout)
             return sum(losses.values()) / len(losses), losses
 
-        logits = torch.zeros(len(objectives), requires_grad=True)
+        logits = torch.zeros(len(objectives))
         policy_rng = torch.Generator().manual_seed(self.seed)
         baseline, steps, probes, last_losses = 0.0, 0, 0, dict[str, float]()
         before, _ = score()
@@ -155,14 +178,9 @@ class Luo(Strategy):
             after, heldout_losses = score()
             probes += self.probe_steps if aware else 0
             reward = (before - after) / max(before, 1e-8)
-            advantage = reward - baseline
-            log_probs = logits.log_softmax(0)
-            entropy = -(log_probs.exp() * log_probs).sum()
-            ascent = advantage * log_probs[action] + self.entropy_coef * entropy
-            (gradient,) = torch.autograd.grad(ascent, logits)
-            with torch.no_grad():
-                logits += self.policy_lr * gradient  # REINFORCE: gradient ascent
-            baseline = BASELINE_MOMENTUM * baseline + (1 - BASELINE_MOMENTUM) * reward
+            logits, advantage, baseline = policy_step(
+                logits, action, reward, baseline, self.policy_lr, self.entropy_coef
+            )
             before = after
             metrics = {"reward": reward, "advantage": advantage, "objective": float(action)}
             metrics["probe_valid_loss" if aware else "heldout_loss"] = after

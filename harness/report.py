@@ -1,8 +1,9 @@
 """``tapweight report DIR``: the comparison of strategies, from ``results.jsonl`` alone.
 
-Per dataset a table (weights, validation and test mean ± std over seeds, cost, rank by test), the
-average rank across datasets, and figures: scores with error bars, weights per strategy, λ
-trajectories, score versus cost, and anytime curves (best validation so far versus cost).
+Per dataset a table (weights, the end-task weight of strategies that train on the end task,
+validation and test mean ± std over seeds, cost, rank by test), the average rank across
+datasets, and figures: scores with error bars, weights per strategy, λ trajectories, score
+versus cost, and anytime curves (best validation so far versus cost).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class Summary:
     native: dict[str, float]
     pretrain_steps: float = 0.0
     """Continued-pretraining steps the search took (counted; the budget's unspent rest aside)."""
+    task_weight: float | None = None
+    """The end task's weight in the strategy's own joint training (META-TARTAN), not an
+    objective weight: it shows what the method did, though the protocol retrains on objectives."""
     rank: float = 0.0
 
     def cells(self, objectives: list[str]) -> list[str]:
@@ -47,6 +51,7 @@ class Summary:
         return [
             self.strategy,
             weights if self.continued_pretraining else "– (no continued pretraining)",
+            "–" if self.task_weight is None else f"{self.task_weight:.2f}",
             f"{self.valid_mean:.3f} ± {self.valid_std:.3f}",
             f"{self.test_mean:.3f} ± {self.test_std:.3f}",
             f"{self.wall_clock_s:.0f}",
@@ -59,8 +64,8 @@ class Summary:
 
 
 HEADERS = [
-    "strategy", "weights", "valid", "test", "wall s", "device s", "search steps", "passes",
-    "trainings", "rank",
+    "strategy", "weights", "task weight", "valid", "test", "wall s", "device s", "search steps",
+    "passes", "trainings", "rank",
 ]  # fmt: skip
 
 
@@ -80,6 +85,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, list[Summary]]:
         if len(runs) == 1:  # one seed: the spread over its finetuning seeds
             valid, test = runs[0]["retrained"]["valid"], runs[0]["retrained"]["test"]
         count = len(runs[0]["weights"])
+        task_weights = [r["task_weight"] for r in runs if r.get("task_weight") is not None]
         tables[dataset].append(
             Summary(
                 dataset=dataset,
@@ -97,6 +103,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, list[Summary]]:
                 passes=statistics.mean(sum(r["cost"]["passes"].values()) for r in runs),
                 full_trainings=statistics.mean(r["cost"]["full_trainings"] for r in runs),
                 pretrain_steps=statistics.mean(r["cost"].get("pretrain_steps", 0) for r in runs),
+                task_weight=statistics.mean(task_weights) if task_weights else None,
                 native={
                     k: statistics.mean(r["native"][k] for r in runs if k in r["native"])
                     for k in runs[0]["native"]
@@ -186,7 +193,9 @@ def write_report(run: RunDirectory | str | Path) -> Path:
         f"start, {spec.protocol.finetune.epochs} finetuning epochs × "
         f"{spec.protocol.finetune_seeds} finetuning seed(s), epoch chosen on validation, test "
         "read once per run. Mean ± std over seeds; rank by mean test score. Cost covers the "
-        "strategy's search plus the protocol; device s = wall s × devices held."
+        "strategy's search plus the protocol; device s = wall s × devices held. Task weight: "
+        "the end task's own weight in a strategy's joint training (META-TARTAN), not an "
+        "objective weight; the protocol retrains on the objective weights alone."
     )
     md = [f"# {spec.name}", "", intro, ""]
     page = [f"<h1>{html.escape(spec.name)}</h1>", f"<p>{html.escape(intro)}</p>"]

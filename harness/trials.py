@@ -229,6 +229,7 @@ def score_cell(
         "seed": cell.seed,
         "objective_names": result.objective_names,
         "weights": result.weights,
+        "task_weight": result.task_weight,
         "continued_pretraining": result.continued_pretraining,
         "retrained": scores.summary(),
         "native": result.native_scores,

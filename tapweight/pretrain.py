@@ -85,9 +85,11 @@ def weighted_loss(
     return total, parts
 
 
-def pretrain_descend(optimizer: torch.optim.Optimizer, loss: Tensor, what: str) -> None:
+def pretrain_descend(
+    optimizer: torch.optim.Optimizer, loss: Tensor, what: str, max_grad_norm: float | None = None
+) -> None:
     """One continued-pretraining optimizer step, counted against the strategy's budget."""
-    descend(optimizer, loss, what)
+    descend(optimizer, loss, what, max_grad_norm)
     pretrain_step_taken()
 
 

@@ -62,6 +62,9 @@ class WeightingResult(BaseModel):
     native_scores: dict[str, float] = Field(default_factory=dict)
     """The strategy's own end model, where it has one, on validation (``valid_<metric>``): the
     test split belongs to the protocol's end."""
+    task_weight: float | None = None
+    """The end task's weight in a joint loss, for strategies that train on the end task with the
+    objectives (META-TARTAN); not an objective weight, so apart from ``weights``."""
     continued_pretraining: bool = True
     """False for ``no_cp``: the fair protocol then finetunes the starting encoder directly."""
     settings: dict[str, Any] = Field(default_factory=dict)

@@ -21,12 +21,20 @@ def to_device(batch, device: str | torch.device):
     return batch.to(device)
 
 
-def descend(optimizer: torch.optim.Optimizer, loss: Tensor, what: str) -> None:
-    """One optimizer step on ``loss``; a non-finite loss stops training, naming ``what``."""
+def descend(
+    optimizer: torch.optim.Optimizer, loss: Tensor, what: str, max_grad_norm: float | None = None
+) -> None:
+    """One optimizer step on ``loss``; a non-finite loss stops training, naming ``what``.
+
+    ``max_grad_norm`` clips the gradient of all the optimizer's parameters together first, as
+    the baselines' reference code does before each step."""
     if not torch.isfinite(loss):
         raise TrainingError(f"{what}: the loss became {loss.item()}; lower the learning rate")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if max_grad_norm is not None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
     optimizer.step()
 
 

@@ -59,3 +59,15 @@ def test_continued_pretraining_is_reproducible_and_lowers_the_losses(corpus):
         last = sum(step[name] for step in result_a.losses[-5:]) / 5
         assert last < first, f"{name}: {first:.3f} -> {last:.3f}"
     assert copy.deepcopy(result_a.weights) == [0.5, 0.5]
+
+
+def test_a_clipped_step_moves_by_at_most_lr_times_the_norm():
+    """``max_grad_norm`` clips all the optimizer's parameters together, before its step."""
+    from tapweight.budget import counting_pretrain_steps
+    from tapweight.pretrain import pretrain_descend
+
+    weight = torch.nn.Parameter(torch.zeros(2))
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    with counting_pretrain_steps() as count:
+        pretrain_descend(optimizer, (weight * torch.tensor([30.0, 40.0])).sum(), "clip", 1.0)
+    assert weight.tolist() == pytest.approx([-0.6, -0.8]) and count.steps == 1

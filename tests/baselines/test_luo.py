@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import default_collate
 
 from baselines.base import Budget
-from baselines.luo import Luo
+from baselines.luo import Luo, policy_step
 from tapweight.components import Components
 from tapweight.errors import ConfigError
 from tapweight.objectives.base import Objective
@@ -132,6 +132,24 @@ def test_flipped_agnostic_reward_fails_the_same_check(monkeypatch):
     strategy = Luo(variant="agnostic", episode_steps=5, policy_lr=8.0)
     result = strategy.run(agnostic_problem(), synthetic_budget(200, 0.0003))
     assert result.weights[0] < 0.5, result.weights
+
+
+def test_policy_step_matches_the_hand_computed_reinforce_ascent():
+    """p = (3/4, 1/4), action 0, reward 0.3 against a baseline of 0.1."""
+    logits, baseline = torch.tensor([math.log(3.0), 0.0]), 0.1
+    new, advantage, new_baseline = policy_step(logits, 0, 0.3, baseline, lr=0.1, entropy_coef=0.01)
+
+    p0, p1 = 0.75, 0.25
+    entropy = -(p0 * math.log(p0) + p1 * math.log(p1))
+    d_log_p0 = (1 - p0, -p1)  # d log p_0 / d logit_j = [j = 0] - p_j
+    d_entropy = (-p0 * (math.log(p0) + entropy), -p1 * (math.log(p1) + entropy))
+    ascent = [0.2 * dl + 0.01 * dh for dl, dh in zip(d_log_p0, d_entropy, strict=True)]
+    by_hand = [math.log(3.0) + 0.1 * ascent[0], 0.0 + 0.1 * ascent[1]]
+    assert new.tolist() == pytest.approx(by_hand, rel=1e-6)
+    assert by_hand == pytest.approx([math.log(3.0) + 0.0047940, -0.0047940], abs=1e-7)
+    assert advantage == pytest.approx(0.3 - 0.1)
+    assert new_baseline == pytest.approx(0.9 * 0.1 + 0.1 * 0.3)
+    assert not new.requires_grad and logits.tolist() == pytest.approx([math.log(3.0), 0.0])
 
 
 # -- real data ----------------------------------------------------------------------------------

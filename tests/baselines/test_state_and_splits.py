@@ -61,7 +61,9 @@ def test_meta_tartans_dev_pass_leaves_the_model_as_it_was(tiny_bbbp):
     model = TaskModel(copy.deepcopy(tiny_bbbp.encoder), task.task_type, task.num_outputs).train()
     batch = to_device(next(iter(task.loader("valid", 32))), "cpu")
     before = buffers(model)
-    MetaTartan(dev_head_max_steps=2)._dev_gradient(model, batch)
+    strategy = MetaTartan(dev_head_max_steps=2)
+    head, _ = strategy._fit_dev_head(model, batch)
+    strategy._dev_gradient(model, head, batch)
     assert same(before, model)
 
 

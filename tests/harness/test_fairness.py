@@ -74,3 +74,12 @@ def test_no_search_trial_shares_a_seed_with_the_protocols_final_runs(tmp_path, m
     assert seeds["search"] and seeds["protocol"]
     assert not seeds["search"] & seeds["protocol"], seeds
     assert protocol.search_seed(seed) not in protocol.finetune_seeds(seed, 20) + [seed]
+
+
+def test_the_row_carries_meta_tartans_end_task_weight_apart_from_the_objective_weights(tmp_path):
+    strategy = {"name": "meta_tartan", "settings": {"dev_head_max_steps": 2}}
+    spec, cell, run_dir, parts = run_trial(tmp_path, strategy)
+    result = search_weights(spec, cell, parts, run_dir, "cpu", lambda _: None, False)
+    row = score_cell(spec, cell, parts, result, 0.0, "cpu")
+    assert row["task_weight"] == result.task_weight and 0 < row["task_weight"] < 1
+    assert abs(sum(row["weights"]) - 1) < 1e-6 and "task_weight" not in row["settings"]

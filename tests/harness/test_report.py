@@ -69,3 +69,20 @@ def test_weight_trajectories_get_one_panel_per_dataset_and_searching_strategy(tm
     assert "trajectories" in drawn
     height, width, _ = matplotlib.image.imread(tmp_path / "trajectories.png").shape
     assert (height, width) == (2 * 385, 2 * 440)  # 2 datasets × 2 strategies, 4 × 3.5 in at 110 dpi
+
+
+def test_the_end_task_weight_is_its_own_column_apart_from_the_objective_weights():
+    from harness.report import HEADERS
+
+    tartan = [_row("bbbp", "meta_tartan", s, 0.8, 1.0, "roc_auc") for s in (0, 1)]
+    for row, weight in zip(tartan, (0.2, 0.4), strict=True):
+        row["task_weight"] = weight
+    rows = [*tartan, _row("bbbp", "uniform", 0, 0.7, 1.0, "roc_auc")]  # rows before the column
+    summaries = {s.strategy: s for s in summarize(rows)["bbbp"]}
+    assert summaries["meta_tartan"].task_weight == pytest.approx(0.3)
+    assert summaries["uniform"].task_weight is None
+    column = HEADERS.index("task weight")
+    cells = {name: s.cells(["a", "b"]) for name, s in summaries.items()}
+    assert all(len(row) == len(HEADERS) for row in cells.values())
+    assert cells["meta_tartan"][column] == "0.30" and cells["uniform"][column] == "–"
+    assert cells["meta_tartan"][HEADERS.index("weights")] == "0.50 / 0.50"
