@@ -223,9 +223,9 @@ class ExperimentSpec(BaseModel):
     @field_validator("encoder")
     @classmethod
     def _existing_weights_file(cls, encoder: str) -> str:
-        from tapweight.data.registry import PRETRAINED_WEIGHTS
+        from tapweight.models.registry import is_encoder_name
 
-        if encoder.endswith(".pth") and encoder.removesuffix(".pth") not in PRETRAINED_WEIGHTS:
+        if encoder.endswith(".pth") and not is_encoder_name(encoder):
             if not Path(encoder).is_file():
                 raise ValueError(
                     f"{encoder!r} is no registered weight name and no such file exists; give "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -14,6 +15,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.main import api_router
+from service.api.spec_body import spec_schemas
 from service.auth import TokenAuth
 from service.db import Database, upgrade
 from service.errors import install_error_handlers
@@ -98,4 +100,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     install_error_handlers(app)
+    _document_spec_schemas(app)
     return app
+
+
+def _document_spec_schemas(app: FastAPI) -> None:
+    """POST /jobs reads its body itself, so FastAPI does not collect the spec's schemas: add
+    them to the components that the route's documented body refers to."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schemas = generate().setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(spec_schemas())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
