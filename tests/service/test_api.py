@@ -313,19 +313,51 @@ def test_oversize_body_is_413_with_or_without_content_length(sqlite_client):
     limit = sqlite_client.app.state.settings.max_body_bytes
     big = json.dumps({**tiny_spec(), "name": "x" * (limit + 10)}).encode()
     headers = {**ALICE, "Content-Type": "application/json"}
-    assert sqlite_client.post("/jobs", content=big, headers=headers).status_code == 413
 
     def chunks():
         for start in range(0, len(big), 4096):
             yield big[start : start + 4096]
 
-    assert sqlite_client.post("/jobs", content=chunks(), headers=headers).status_code == 413
+    expected = {"detail": f"the request body is over the limit of {limit} bytes"}
+    for body in (big, chunks()):  # with Content-Length, then chunked
+        response = sqlite_client.post("/jobs", content=body, headers=headers)
+        assert response.status_code == 413
+        assert response.headers["content-type"] == "application/json"
+        assert response.json() == expected
 
 
 def test_unknown_job_is_404(sqlite_client):
     for method, path in PROTECTED[2:]:
         response = sqlite_client.request(method, path, headers=ALICE)
         assert response.status_code == 404 and "0123" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("job_id", ["%00", "ab%00cd", "f" * 31 + "%00", "F" * 32], ids=repr)
+def test_an_id_that_cannot_be_a_job_is_404_on_both_stores(client, job_id):
+    """PostgreSQL refuses a NUL in text: such an id must never reach a query."""
+    for method, path in PROTECTED[2:]:
+        response = client.request(method, path.replace("0123", job_id), headers=ALICE)
+        assert response.status_code == 404, (method, path, response.text)
+
+
+def test_a_404_does_not_echo_a_long_id_in_full(sqlite_client):
+    response = sqlite_client.get(f"/jobs/{'a' * 5000}", headers=ALICE)
+    assert response.status_code == 404 and len(response.json()["detail"]) < 100
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/jobs", "GET, POST"),
+        ("PUT", "/jobs/0123", "GET"),
+        ("GET", "/jobs/0123/cancel", "POST"),
+        ("POST", "/health", "GET"),
+        ("POST", "/dashboard/", "GET, HEAD"),
+    ],
+)
+def test_405_names_the_allowed_methods(sqlite_client, method, path, allow):
+    response = sqlite_client.request(method, path, headers=ALICE)
+    assert response.status_code == 405 and response.headers["allow"] == allow
 
 
 def test_cors_is_off_by_default_and_on_for_listed_origins(sqlite_client, tmp_path):

@@ -19,7 +19,7 @@ from harness.rundir import read_jsonl
 from service import crud
 from service.api.deps import OwnerDep, SessionDep, SettingsDep, StreamOwnerDep, WriteSessionDep
 from service.api.spec_body import ACCEPTED, OPENAPI_BODY, SpecBody
-from service.models import Job, JobStatus
+from service.models import Job, JobStatus, is_job_id
 from service.runs import report_file
 from service.schemas import (
     JobAccepted,
@@ -44,9 +44,10 @@ REPORT_POLICY = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inl
 
 
 def _job_or_404(session: Session, owner: str, job_id: str) -> Job:
-    job = crud.get_job(session, owner, job_id)
+    job = crud.get_job(session, owner, job_id) if is_job_id(job_id) else None
     if job is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id!r}")
+        shown = job_id if len(job_id) <= 40 else f"{job_id[:40]}…"
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {shown!r}")
     return job
 
 
