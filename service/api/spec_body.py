@@ -131,14 +131,17 @@ def _path_problem(value: str, data_root: Path | None, key: bool) -> str | None:
 
 
 def _references(body: dict[str, Any]) -> Iterator[tuple[tuple[str | int, ...], Any, bool]]:
-    """(loc, value, is a registry key) of every reference in the spec."""
+    """(loc, value, is a registry key) of every reference in the spec (other types are left
+    to the spec's validation)."""
     datasets = body.get("datasets")
     if isinstance(datasets, list):
         for index, value in enumerate(datasets):
             yield ("body", "datasets", index), value, True  # keys only; the spec names typos
     corpus, encoder = body.get("corpus"), body.get("encoder")
-    yield ("body", "corpus"), corpus, corpus == "task" or corpus in DATASETS
-    yield ("body", "encoder"), encoder, isinstance(encoder, str) and is_encoder_name(encoder)
+    if isinstance(corpus, str):
+        yield ("body", "corpus"), corpus, corpus == "task" or corpus in DATASETS
+    if isinstance(encoder, str):
+        yield ("body", "encoder"), encoder, is_encoder_name(encoder)
 
 
 async def read_spec(request: Request, _owner: OwnerDep, settings: SettingsDep) -> ExperimentSpec:

@@ -185,6 +185,7 @@ def test_an_absolute_path_inside_the_data_root_is_accepted(rooted_client, data_r
             "'seed' is set by the harness",
         ),
         ({"corpus": "no_such_corpus"}, ["body", "corpus"], "no data root"),
+        ({"corpus": ["a", "list"]}, ["body", "corpus"], "valid string"),  # found by fuzzing
         ({"seeds": [10**30]}, ["body", "seeds", 0], "less than 4294967296"),
         ({"seeds": list(range(10_000))}, ["body", "seeds"], "over the limit of 100"),
         ({"encoder_options": {"num_layers": 10**30}}, ["body", "encoder_options"], "between 1"),
