@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
+import typing
+from typing import Any
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+
 from baselines.base import Budget, Strategy
 from baselines.grid import GridSearch, simplex_lattice
 from baselines.luo import Luo
@@ -61,6 +67,27 @@ def make_strategy(spec: str, **settings) -> Strategy:
     elif argument:
         raise ConfigError(f"strategy {name!r} takes no ':' argument, got {spec!r}")
     try:
-        return cls(**settings)
+        return cls(**_typed_settings(cls, settings))
     except TypeError as error:
         raise ConfigError(f"strategy {name!r}: {error}") from None
+
+
+_FINITE = ConfigDict(allow_inf_nan=False)
+
+
+def _typed_settings(cls: type[Strategy], settings: dict[str, Any]) -> dict[str, Any]:
+    """Check each setting against the constructor's annotation (strictly: ``2.5`` is not an
+    int, nor ``"x"``), so that a wrong type is refused with the spec, not mid-run."""
+    hints = typing.get_type_hints(cls.__init__)
+    parameters = inspect.signature(cls.__init__).parameters
+    typed = {}
+    for key, value in settings.items():
+        if key not in parameters or key not in hints:
+            typed[key] = value  # unknown names: the constructor's TypeError names them
+            continue
+        try:
+            typed[key] = TypeAdapter(hints[key], config=_FINITE).validate_python(value, strict=True)
+        except ValidationError as error:
+            reason = error.errors()[0]["msg"]
+            raise ConfigError(f"setting {key!r} = {value!r}: {reason}") from None
+    return typed

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from tapweight.downstream.finetuning import FinetuneConfig
 from tapweight.errors import ConfigError, TapWeightError
@@ -25,8 +34,10 @@ __all__ = [
     "ProtocolSpec",
     "ResourcesSpec",
     "TuneSpec",
+    "SpecLimits",
     "load_spec",
     "parse_spec",
+    "validate_spec",
     "describe_errors",
     "SCHEMA_PATH",
 ]
@@ -34,12 +45,38 @@ __all__ = [
 SCHEMA_PATH = Path(__file__).with_name("experiment.schema.json")
 TUNE_NATIVE = ("grid", "optuna")
 """Strategies whose points are Ray Tune trials of their own (grid_search / OptunaSearch)."""
+RESERVED_SETTINGS = ("seed", "checkpoint_dir")
+"""Strategy arguments the harness sets itself, per trial."""
+ENCODER_OPTION_MAX = {"num_layers": 64, "emb_dim": 8192}
+MOLECULE_FILE_SUFFIXES = (".txt", ".csv", ".gz", ".smi")
+"""A molecule corpus with one of these suffixes (or a '/') is a SMILES file, not a key."""
+Seed = Annotated[int, Field(ge=0, lt=2**32)]  # numpy's seed range
+# Every spec model refuses inf and NaN: JSON carries them (1e999, Infinity) but no run can.
+_SPEC_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+@dataclass(frozen=True)
+class SpecLimits:
+    """Caps on what one spec may ask for, so that an accident is refused before it runs; the
+    service takes them from its settings (``parse_spec(data, limits)``)."""
+
+    seeds: int = 100
+    trials: int = 1000
+    """dataset × strategy × seed cells of one experiment"""
+    cpu: float = 64
+    """per trial"""
+    gpu: float = 8
+    """per trial"""
+
+
+def _limits(info: ValidationInfo) -> SpecLimits:
+    return (info.context or {}).get("limits") or SpecLimits()
 
 
 class StrategySpec(BaseModel):
     """One weighting strategy with its settings; a bare string in YAML means no settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _SPEC_CONFIG
 
     name: str = Field(description="e.g. tapweight, uniform, no_cp, single:motif, grid, optuna")
     settings: dict[str, Any] = Field(default_factory=dict)
@@ -51,6 +88,14 @@ class StrategySpec(BaseModel):
     @classmethod
     def _from_name(cls, value: Any) -> Any:
         return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("settings")
+    @classmethod
+    def _not_reserved(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        for key in RESERVED_SETTINGS:
+            if key in settings:
+                raise ValueError(f"{key!r} is set by the harness for each trial; remove it")
+        return settings
 
     @property
     def label(self) -> str:
@@ -64,7 +109,7 @@ class StrategySpec(BaseModel):
 class ProtocolSpec(BaseModel):
     """The one fair protocol applied to every strategy's weights (and the unit of a trial)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _SPEC_CONFIG
 
     pretrain: PretrainConfig = Field(
         default_factory=lambda: PretrainConfig(steps=100, lr=0.05, optimizer="sgd", progress=False),
@@ -79,23 +124,34 @@ class ProtocolSpec(BaseModel):
 class ResourcesSpec(BaseModel):
     """What one trial asks of the cluster. ``gpu: auto`` means one GPU when the cluster has one."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _SPEC_CONFIG
 
     cpu: float = Field(1, gt=0)
     gpu: Literal["auto"] | float = Field(0.0)
 
+    @field_validator("cpu")
+    @classmethod
+    def _cpu_cap(cls, value: float, info: ValidationInfo) -> float:
+        if value > (cap := _limits(info).cpu):
+            raise ValueError(f"{value:g} CPUs per trial is over the limit of {cap:g}; ask fewer")
+        return value
+
     @field_validator("gpu")
     @classmethod
-    def _non_negative(cls, value: float | str) -> float | str:
-        if value != "auto" and float(value) < 0:
+    def _gpu_range(cls, value: float | str, info: ValidationInfo) -> float | str:
+        if value == "auto":
+            return value
+        if float(value) < 0:
             raise ValueError("must be >= 0 or 'auto'")
+        if float(value) > (cap := _limits(info).gpu):
+            raise ValueError(f"{value:g} GPUs per trial is over the limit of {cap:g}; ask fewer")
         return value
 
 
 class TuneSpec(BaseModel):
     """How Ray Tune runs the trials."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _SPEC_CONFIG
 
     max_concurrent_trials: int | None = Field(None, ge=1)
     max_failures: int = Field(2, ge=0, description="retries of a failed trial from its checkpoint")
@@ -106,7 +162,9 @@ class TuneSpec(BaseModel):
 class ExperimentSpec(BaseModel):
     """Which strategies to compare, on which data, from which encoder, for how much compute."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"title": "TapWeight experiment"})
+    model_config = ConfigDict(
+        extra="forbid", allow_inf_nan=False, json_schema_extra={"title": "TapWeight experiment"}
+    )
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     domain: Literal["molecule", "text"] | None = Field(
@@ -119,10 +177,13 @@ class ExperimentSpec(BaseModel):
         default_factory=dict, description="GNN size for random-init encoders: num_layers, emb_dim"
     )
     objectives: list[str] = Field(min_length=1)
-    corpus: str = Field("task", description="'task' (the task's own inputs) or a corpus key")
+    corpus: str = Field(
+        "task",
+        description="'task' (the task's own inputs), a dataset key of the domain, or a SMILES file",
+    )
     max_corpus: int | None = Field(None, ge=2)
     strategies: list[StrategySpec] = Field(min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     budget_pretrain_steps: int = Field(
         1000, ge=1, description="search budget per strategy, in continued-pretraining steps"
     )
@@ -152,9 +213,25 @@ class ExperimentSpec(BaseModel):
         unknown = set(options) - {"num_layers", "emb_dim"}
         if unknown:
             raise ValueError(f"unknown encoder options {sorted(unknown)}; use num_layers, emb_dim")
-        if any(value < 1 for value in options.values()):
-            raise ValueError(f"encoder options must be >= 1, got {options}")
+        for key, value in options.items():
+            if not 1 <= value <= ENCODER_OPTION_MAX[key]:
+                raise ValueError(
+                    f"{key} must be between 1 and {ENCODER_OPTION_MAX[key]}, got {value}"
+                )
         return options
+
+    @field_validator("encoder")
+    @classmethod
+    def _existing_weights_file(cls, encoder: str) -> str:
+        from tapweight.models.registry import is_encoder_name
+
+        if encoder.endswith(".pth") and not is_encoder_name(encoder):
+            if not Path(encoder).is_file():
+                raise ValueError(
+                    f"{encoder!r} is no registered weight name and no such file exists; give "
+                    "a weight name (`tapweight data list`) or the path of a .pth file"
+                )
+        return encoder
 
     @field_validator("objectives")
     @classmethod
@@ -170,9 +247,21 @@ class ExperimentSpec(BaseModel):
 
     @field_validator("seeds")
     @classmethod
-    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+    def _distinct_seeds_within_limits(cls, seeds: list[int], info: ValidationInfo) -> list[int]:
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds repeat: {seeds}")
+        limits = _limits(info)
+        if len(seeds) > limits.seeds:
+            raise ValueError(f"{len(seeds)} seeds is over the limit of {limits.seeds}; use fewer")
+        # datasets and strategies come first, so they are validated by now (or absent if bad).
+        trials = (
+            len(seeds) * len(info.data.get("datasets", ())) * len(info.data.get("strategies", ()))
+        )
+        if trials > limits.trials:
+            raise ValueError(
+                f"{trials} trials (datasets × strategies × seeds) is over the limit of "
+                f"{limits.trials} per experiment; use fewer seeds, strategies or datasets"
+            )
         return seeds
 
     @field_validator("strategies")
@@ -199,6 +288,8 @@ class ExperimentSpec(BaseModel):
         encoder = _config_error_as_value(encoder_domain, self.encoder)
         if encoder != domain:
             raise ValueError(f"encoder {self.encoder!r} is a {encoder} encoder, not {domain}")
+        if problem := _corpus_problem(self.corpus, domain):
+            raise ValueError(f"corpus: {problem}")
         for name in self.objectives:
             if OBJECTIVES[name].domain != domain:
                 raise ValueError(
@@ -251,6 +342,26 @@ class ExperimentSpec(BaseModel):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def _corpus_problem(corpus: str, domain: str) -> str | None:
+    """Why ``corpus`` cannot be read for a ``domain`` experiment (checked without reading it)."""
+    from tapweight.data.registry import DATASETS, dataset_keys
+
+    if corpus == "task":
+        return None
+    if corpus in DATASETS:
+        found = DATASETS[corpus].domain
+        return None if found == domain else f"{corpus!r} is a {found} dataset, not {domain}"
+    if domain == "molecule" and (corpus.endswith(MOLECULE_FILE_SUFFIXES) or "/" in corpus):
+        return None if Path(corpus).is_file() else f"the SMILES file {corpus!r} does not exist"
+    files = (
+        f", or a SMILES file ({', '.join(MOLECULE_FILE_SUFFIXES)})" if domain == "molecule" else ""
+    )
+    return (
+        f"unknown corpus {corpus!r}; use 'task', a {domain} dataset key "
+        f"({', '.join(dataset_keys(domain))}){files}"
+    )
+
+
 def _config_error_as_value(function, argument):
     """Registry lookups raise our own errors; pydantic needs ValueError to name the field."""
     try:
@@ -269,12 +380,18 @@ def describe_errors(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_spec(data: Any) -> ExperimentSpec:
+def validate_spec(data: Any, limits: SpecLimits | None = None) -> ExperimentSpec:
+    """Validate a spec within ``limits`` (default :class:`SpecLimits`); raises pydantic's
+    ValidationError, whose ``loc`` the service reports."""
+    return ExperimentSpec.model_validate(data, context={"limits": limits or SpecLimits()})
+
+
+def parse_spec(data: Any, limits: SpecLimits | None = None) -> ExperimentSpec:
     """Validate a spec from parsed YAML/JSON; :class:`ConfigError` lists every bad field."""
     if not isinstance(data, dict):
         raise ConfigError(f"an experiment spec is a mapping, got {type(data).__name__}")
     try:
-        return ExperimentSpec.model_validate(data)
+        return validate_spec(data, limits)
     except ValidationError as error:
         raise ConfigError("invalid experiment spec:\n" + describe_errors(error)) from None
 

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +36,43 @@ def _problems(error: dict[str, Any]) -> list[dict[str, Any]]:
     return problems
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def _allowed_methods(app: FastAPI, scope: dict[str, Any]) -> str:
-    """Every method of every route on this path (Starlette names only the first route's)."""
+    """Every method some route serves on this path (Starlette names only the first route's).
+
+    Each route is asked to match each method, since FastAPI's included routers keep no
+    ``methods`` of their own; a route that matches any method is a mount of static files.
+    """
+
+    # The app's own root path: a mount (the dashboard) has moved root_path onto itself.
+    top = {**scope, "root_path": scope.get("app_root_path", scope.get("root_path", ""))}
+
+    def serves(route: BaseRoute, method: str) -> bool:
+        return route.matches({**top, "method": method})[0] is Match.FULL
+
     methods: set[str] = set()
     for route in app.router.routes:
-        match, _ = route.matches({**scope, "method": "\x00"})
-        if match is Match.PARTIAL:
-            methods |= getattr(route, "methods", None) or set()
+        if serves(route, "\x00"):
+            methods |= {"GET", "HEAD"}
+        else:
+            methods |= {method for method in _METHODS if serves(route, method)}
     return ", ".join(sorted(methods))
+
+
+def body_too_large(limit: int) -> JSONResponse:
+    """The one 413, whether the limit shows in Content-Length or while a chunked body is read."""
+    return JSONResponse(
+        {"detail": f"the request body is over the limit of {limit} bytes"}, status_code=413
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 413:
+            return body_too_large(request.app.state.settings.max_body_bytes)
         if error.status_code == 405:
             error.headers = {**(error.headers or {}), "Allow": _allowed_methods(app, request.scope)}
         return await http_exception_handler(request, error)

@@ -5,18 +5,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.main import api_router
+from service.api.spec_body import spec_schemas
 from service.auth import TokenAuth
 from service.db import Database, upgrade
-from service.errors import install_error_handlers
+from service.errors import body_too_large, install_error_handlers
 from service.executor import RayExecutor
 from service.reconciler import Reconciler
 from service.runs import ProgressReader
@@ -53,6 +56,36 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class BodyLimit:
+    """The largest request body, answered with one JSON 413: at once when Content-Length is
+    over the limit, else as soon as the body read so far is. (Starlette's limiter, behind
+    FastAPI's ``max_body_size``, answers the first case in text/plain.)"""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length", "")
+        if length.isdigit() and int(length) > self.limit:
+            await body_too_large(self.limit)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise HTTPException(413)  # our handler answers it with body_too_large
+            return message
+
+        await self.app(scope, counted, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
 
@@ -80,7 +113,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Submit experiment specs, follow them on Ray, compare weighting strategies.",
         version="0.1.0",
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
     app.state.auth = TokenAuth(settings.api_tokens)
@@ -88,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router)
     app.mount("/dashboard", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")
 
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     if settings.cors_origins:  # off unless origins are configured
         app.add_middleware(
@@ -98,4 +131,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     install_error_handlers(app)
+    _document_spec_schemas(app)
     return app
+
+
+def _document_spec_schemas(app: FastAPI) -> None:
+    """POST /jobs reads its body itself, so FastAPI does not collect the spec's schemas: add
+    them to the components that the route's documented body refers to."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schemas = generate().setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(spec_schemas())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

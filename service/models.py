@@ -53,6 +53,12 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
+def is_job_id(value: str) -> bool:
+    """Whether ``value`` has the form of :func:`new_job_id`'s ids: anything else is no job,
+    known without asking the database (PostgreSQL refuses a NUL in text outright)."""
+    return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+
+
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """Timezone-aware UTC on the way out on every backend (SQLite drops the offset)."""
 

@@ -23,6 +23,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from harness.spec import SpecLimits
 from tapweight.errors import ConfigError
 
 # Comma-separated in a variable, and may be one per line in a *_FILE (not JSON).
@@ -82,6 +83,18 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="seconds between polls of Ray and of event streams"
     )
     max_requeues: int = Field(default=3, ge=0, description="resubmissions of a job Ray lost")
+    max_seeds: int = Field(default=SpecLimits.seeds, ge=1, description="seeds one spec may list")
+    max_trials: int = Field(
+        default=SpecLimits.trials,
+        ge=1,
+        description="trials (datasets × strategies × seeds) per job",
+    )
+    max_trial_cpus: float = Field(
+        default=SpecLimits.cpu, gt=0, description="CPUs one trial may ask for"
+    )
+    max_trial_gpus: float = Field(
+        default=SpecLimits.gpu, ge=0, description="GPUs one trial may ask for"
+    )
 
     @field_validator("api_tokens", "cors_origins", mode="before")
     @classmethod
@@ -112,6 +125,15 @@ class Settings(BaseSettings):
             cast(DotEnvSettingsSource, dotenv_settings),
         )
         return init_settings, env, dotenv, SecretFiles(settings_cls, env, dotenv)
+
+    def spec_limits(self) -> SpecLimits:
+        """What one submitted spec may ask for."""
+        return SpecLimits(
+            seeds=self.max_seeds,
+            trials=self.max_trials,
+            cpu=self.max_trial_cpus,
+            gpu=self.max_trial_gpus,
+        )
 
     def job_env(self) -> dict[str, str]:
         """Variables every Ray job gets: where data lives and whether it may download."""

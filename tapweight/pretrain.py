@@ -32,7 +32,7 @@ __all__ = [
 
 
 class PretrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     steps: int = Field(100, ge=1)
     batch_size: int = Field(

@@ -1,15 +1,11 @@
-"""Request dependencies: the database session, the caller's identity, and the data-root check
-of spec references."""
+"""Request dependencies: the settings, the database session and the caller's identity."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request, status
-from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -68,57 +64,3 @@ def get_stream_owner(
 
 OwnerDep = Annotated[str, Depends(get_owner)]
 StreamOwnerDep = Annotated[str, Depends(get_stream_owner)]
-
-
-def _path_problem(value: str, data_root: Path | None) -> str | None:
-    """Why a dataset/corpus/encoder reference may not be used, or None when it may.
-
-    Registry keys are plain names. Anything path-like must be an absolute path that resolves
-    (symlinks included) inside the data root: a relative one would resolve against the Ray
-    job's working directory, and '..' is refused outright.
-    """
-    windows = PureWindowsPath(value)
-    pathlike = "/" in value or "\\" in value or value.startswith("~") or bool(windows.drive)
-    if "\x00" in value:
-        return "contains a NUL byte"
-    if ".." in PurePosixPath(value).parts or ".." in windows.parts:
-        return "contains '..'; paths must stay inside the data root"
-    if not pathlike:
-        return None
-    if data_root is None:
-        return (
-            "is a path, but the service has no data root (TAPWEIGHT_DATA_DIR); use a registry key"
-        )
-    path = Path(value)
-    if not path.is_absolute():
-        return "is a relative path; use a registry key or an absolute path inside the data root"
-    if not path.resolve().is_relative_to(data_root.resolve()):
-        return "resolves outside the data root"
-    return None
-
-
-def _references(body: dict[str, Any]) -> Iterator[tuple[tuple[str | int, ...], Any]]:
-    datasets = body.get("datasets")
-    if isinstance(datasets, list):
-        for index, value in enumerate(datasets):
-            yield ("body", "datasets", index), value
-    for name in ("corpus", "encoder"):
-        yield ("body", name), body.get(name)
-
-
-async def check_spec_references(request: Request, settings: SettingsDep) -> None:
-    """Refuse references outside the data root before the spec validators touch the file
-    system (they look for an encoder folder's config.json)."""
-    try:
-        body = json.loads(await request.body())
-    except ValueError:
-        return  # FastAPI reports the malformed JSON itself
-    if not isinstance(body, dict):
-        return
-    errors = [
-        {"type": "value_error", "loc": loc, "msg": f"{value!r} {problem}", "input": value}
-        for loc, value in _references(body)
-        if isinstance(value, str) and (problem := _path_problem(value, settings.data_dir))
-    ]
-    if errors:
-        raise RequestValidationError(errors)

@@ -31,7 +31,7 @@ class TapWeightConfig(BaseModel):
         0.01
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     mode: Literal["tlo", "blo"] = Field(
         "tlo", description="tlo: three levels (the paper); blo: the bi-level ablation TapWeight-BLO"

@@ -33,7 +33,7 @@ __all__ = [
 class FinetuneConfig(BaseModel):
     """Finetuning settings; defaults follow Hu et al. 2020 scaled down for CPU."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(32, ge=1)

@@ -10,7 +10,7 @@ from torch import nn
 from tapweight.data.registry import PRETRAINED_WEIGHTS
 from tapweight.errors import ModelError
 
-__all__ = ["ENCODER_HELP", "build_encoder", "encoder_domain"]
+__all__ = ["ENCODER_HELP", "build_encoder", "encoder_domain", "is_encoder_name"]
 
 _RANDOM_GNNS = ("gin", "gcn", "graphsage", "gat")
 _TEXT_NAMES = ("minilm", "tiny-bert")
@@ -19,6 +19,15 @@ ENCODER_HELP = (
     "gcn_supervised_contextpred, or a .pth path; text: minilm (embedded), tiny-bert (random, "
     "for tests) or a local transformers folder"
 )
+
+
+def is_encoder_name(spec: str) -> bool:
+    """Whether ``spec`` is a registered name; anything else is read as a path."""
+    return (
+        spec in _RANDOM_GNNS
+        or spec in _TEXT_NAMES
+        or spec.removesuffix(".pth") in PRETRAINED_WEIGHTS
+    )
 
 
 def encoder_domain(spec: str) -> str:

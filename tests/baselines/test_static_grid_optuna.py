@@ -79,6 +79,9 @@ def test_weights_from_params_is_on_the_simplex():
         ("optuna", {"pruner": "hyperband"}, "unknown pruner"),
         ("grid", {"resolution": 0}, "resolution must be >= 1"),
         ("grid", {"bogus": 1}, "unexpected keyword"),
+        ("grid", {"resolution": 2.5}, "'resolution' = 2.5: Input should be a valid integer"),
+        ("optuna", {"seed": "x"}, "'seed' = 'x': Input should be a valid integer"),
+        ("mometas", {"policy_lr": float("inf")}, "'policy_lr' = inf: Input should be a finite"),
         ("tapweight", {"lam": 0}, "exactly zero"),
     ],
 )

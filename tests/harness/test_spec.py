@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.spec import SCHEMA_PATH, json_schema, load_spec, parse_spec
+from harness.spec import SCHEMA_PATH, SpecLimits, json_schema, load_spec, parse_spec
 from tapweight.errors import ConfigError
 from tests.harness.conftest import tiny_spec
 
@@ -72,6 +72,52 @@ def test_types_and_ranges_are_checked():
     assert "protocol.pretrain.steps" in rejected(protocol={"pretrain": {"steps": 0}})
     assert "strategies" in rejected(strategies=[])
     assert "surprise" in rejected(surprise=1)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"strategies": [{"name": "grid", "settings": {"resolution": 2.5}}]},
+            "strategies.0 (grid): setting 'resolution' = 2.5: Input should be a valid integer",
+        ),
+        ({"strategies": [{"name": "mometas", "settings": {"policy_lr": "x"}}]}, "'policy_lr'"),
+        ({"strategies": [{"name": "uniform", "settings": {"seed": "x"}}]}, "strategies.0.settings"),
+        (
+            {"protocol": {"pretrain": {"lr": float("inf")}}},
+            "protocol.pretrain.lr: Input should be a finite",
+        ),
+        ({"budget_wall_clock_s": float("inf")}, "budget_wall_clock_s: Input should be a finite"),
+        ({"resources": {"cpu": float("nan")}}, "resources.cpu: Input should be a finite"),
+        ({"seeds": [10**30]}, "seeds.0: Input should be less than 4294967296"),
+        ({"seeds": list(range(10_000))}, "seeds: 10000 seeds is over the limit of 100"),
+        (
+            {"encoder_options": {"num_layers": 10**30}},
+            "encoder_options: num_layers must be between",
+        ),
+        ({"resources": {"cpu": 10**9}}, "resources.cpu: 1e+09 CPUs per trial is over the limit"),
+        ({"resources": {"gpu": 100}}, "resources.gpu: 100 GPUs per trial is over the limit"),
+        ({"corpus": "no_such_corpus"}, "corpus: unknown corpus 'no_such_corpus'; use 'task'"),
+        ({"corpus": "/no/such/file.smi"}, "corpus: the SMILES file '/no/such/file.smi' does not"),
+        ({"corpus": "glue_rte"}, "corpus: 'glue_rte' is a text dataset, not molecule"),
+        ({"encoder": "model.pth"}, "encoder: 'model.pth' is no registered weight name"),
+    ],
+)
+def test_what_no_run_can_use_is_refused_before_it_runs(changes, message):
+    assert message in rejected(**changes)
+
+
+def test_limits_can_be_lowered(tmp_path):
+    limits = SpecLimits(seeds=2, trials=3, cpu=2, gpu=0)
+    spec = tiny_spec(seeds=[0, 1], resources={"cpu": 2, "gpu": "auto"})
+    with pytest.raises(ConfigError, match=r"seeds: 4 trials .* over the limit of 3 per experiment"):
+        parse_spec(spec, limits)
+    assert len(parse_spec({**spec, "strategies": ["uniform"]}, limits).seeds) == 2
+    with pytest.raises(ConfigError, match="resources.gpu: 1 GPUs per trial is over the limit of 0"):
+        parse_spec({**spec, "strategies": ["uniform"], "resources": {"gpu": 1}}, limits)
+    smiles = tmp_path / "corpus.smi"
+    smiles.write_text("CCO\nCCN\n")
+    assert parse_spec(tiny_spec(corpus=str(smiles))).corpus == str(smiles)
 
 
 def test_load_spec_reports_files(tmp_path):

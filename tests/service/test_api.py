@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from harness.rundir import RunDirectory
@@ -150,6 +151,8 @@ def rooted_client(tmp_path: Path, data_root: Path):
         ("corpus", "/etc/passwd", "outside the data root"),
         ("corpus", "..\\..\\secrets.txt", "contains '..'"),
         ("datasets", ["../bbbp"], "contains '..'"),
+        ("encoder", "model.pth", "relative path is not accepted"),  # a bare file name
+        ("corpus", "corpus.smi", "relative path is not accepted"),
     ],
 )
 def test_references_outside_the_data_root_are_422(rooted_client, data_root, field, value, reason):
@@ -163,8 +166,133 @@ def test_references_outside_the_data_root_are_422(rooted_client, data_root, fiel
 
 def test_an_absolute_path_inside_the_data_root_is_accepted(rooted_client, data_root):
     weights = data_root / "pretrain_gnns_weights" / "gin_contextpred.pth"
+    weights.write_bytes(b"")  # only its existence is checked at submit
     response = rooted_client.post("/jobs", json=tiny_spec(encoder=str(weights)), headers=ALICE)
     assert response.status_code == 202, response.text
+
+
+@pytest.mark.parametrize(
+    ("changes", "loc", "reason"),
+    [
+        (
+            {"strategies": [{"name": "grid", "settings": {"resolution": 2.5}}]},
+            ["body", "strategies", 0],
+            "'resolution' = 2.5: Input should be a valid integer",
+        ),
+        (
+            {"strategies": [{"name": "uniform", "settings": {"seed": "x"}}]},
+            ["body", "strategies", 0, "settings"],
+            "'seed' is set by the harness",
+        ),
+        ({"corpus": "no_such_corpus"}, ["body", "corpus"], "no data root"),
+        ({"corpus": ["a", "list"]}, ["body", "corpus"], "valid string"),  # found by fuzzing
+        ({"seeds": [10**30]}, ["body", "seeds", 0], "less than 4294967296"),
+        ({"seeds": list(range(10_000))}, ["body", "seeds"], "over the limit of 100"),
+        ({"encoder_options": {"num_layers": 10**30}}, ["body", "encoder_options"], "between 1"),
+        ({"resources": {"cpu": 10**9}}, ["body", "resources", "cpu"], "over the limit of 64"),
+    ],
+)
+def test_what_would_fail_at_run_time_is_422_at_submit(client, changes, loc, reason):
+    """On both stores: none of these may reach the database (or a 500)."""
+    response = client.post("/jobs", json=tiny_spec(**changes), headers=ALICE)
+    assert response.status_code == 422, response.text
+    problems = response.json()["detail"]
+    assert any(p["loc"] == loc and reason in p["msg"] for p in problems), problems
+    assert client.get("/jobs", headers=ALICE).json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        (
+            json.dumps(tiny_spec(protocol={"pretrain": {"lr": 1}})).replace(
+                '"lr": 1', '"lr": 1e999'
+            ),
+            ["body", "protocol", "pretrain", "lr"],
+        ),
+        (
+            json.dumps(tiny_spec(budget_wall_clock_s=1)).replace(": 1}", ": Infinity}"),
+            ["body", "budget_wall_clock_s"],
+        ),
+        (
+            json.dumps(tiny_spec(resources={"cpu": 1})).replace('"cpu": 1', '"cpu": NaN'),
+            ["body", "resources", "cpu"],
+        ),
+    ],
+    ids=["1e999", "Infinity", "NaN"],
+)
+def test_non_finite_numbers_are_422_naming_the_field(client, body, loc):
+    headers = {**ALICE, "Content-Type": "application/json"}
+    response = client.post("/jobs", content=body, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == [
+        {"type": "finite_number", "loc": loc, "msg": "Input should be a finite number"}
+    ]
+
+
+def test_a_corpus_file_must_exist_inside_the_data_root(rooted_client, data_root):
+    smiles = data_root / "corpus.smi"
+    response = rooted_client.post("/jobs", json=tiny_spec(corpus=str(smiles)), headers=ALICE)
+    assert response.status_code == 422 and "does not exist" in response.json()["detail"][0]["msg"]
+    smiles.write_text("CCO\nCCN\n")
+    response = rooted_client.post("/jobs", json=tiny_spec(corpus=str(smiles)), headers=ALICE)
+    assert response.status_code == 202, response.text
+
+
+def test_limits_come_from_the_settings(tmp_path):
+    settings = settings_for(f"sqlite:///{tmp_path / 's.db'}", tmp_path, max_trials=3)
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/jobs", json=tiny_spec(seeds=[0, 1]), headers=ALICE)
+        assert response.status_code == 422
+        assert "4 trials" in response.json()["detail"][0]["msg"]
+        assert client.post("/jobs", json=tiny_spec(seeds=[0]), headers=ALICE).status_code == 202
+
+
+@pytest.mark.parametrize("media_type", ["application/yaml", "application/x-yaml", "text/yaml"])
+def test_a_yaml_spec_is_accepted(sqlite_client, media_type):
+    headers = {**ALICE, "Content-Type": media_type}
+    response = sqlite_client.post("/jobs", content=yaml.safe_dump(tiny_spec()), headers=headers)
+    assert response.status_code == 202, response.text
+    job = sqlite_client.get(response.headers["location"], headers=ALICE).json()
+    assert job["spec"]["encoder_options"] == {"num_layers": 2, "emb_dim": 32}
+
+
+def test_json_without_a_content_type_is_read_as_json(sqlite_client):
+    body = json.dumps(tiny_spec()).encode()
+    response = sqlite_client.post("/jobs", content=body, headers=ALICE)
+    assert response.status_code == 202, response.text
+
+
+def test_another_content_type_is_415_naming_the_accepted_ones(sqlite_client):
+    headers = {**ALICE, "Content-Type": "text/plain"}
+    response = sqlite_client.post("/jobs", content=json.dumps(tiny_spec()), headers=headers)
+    assert response.status_code == 415
+    assert "application/json or application/yaml" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "media_type", "message"),
+    [
+        (b'{"name": "\xff\xfe"}', "application/json", "not UTF-8 text"),
+        (b"{not json", "application/json", "invalid JSON at line 1 column 2"),
+        (b"name: [unclosed", "application/yaml", "invalid YAML at line 1"),
+        (b"a: &x [1]\nb: *x\n", "application/yaml", "aliases (*name) are not accepted"),
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", "nested too deeply"),
+        (b"", "application/json", "the body is empty"),
+    ],
+    ids=["utf8", "json", "yaml", "alias", "deep", "empty"],
+)
+def test_unreadable_bodies_are_422_saying_why(sqlite_client, body, media_type, message):
+    headers = {**ALICE, "Content-Type": media_type}
+    response = sqlite_client.post("/jobs", content=body, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body"]
+    assert message in response.json()["detail"][0]["msg"]
+
+
+def test_the_token_is_checked_before_the_body(sqlite_client):
+    headers = {"Content-Type": "application/json"}
+    assert sqlite_client.post("/jobs", content=b"{not json", headers=headers).status_code == 401
 
 
 def test_paths_are_refused_without_a_data_root(sqlite_client):
@@ -186,19 +314,51 @@ def test_oversize_body_is_413_with_or_without_content_length(sqlite_client):
     limit = sqlite_client.app.state.settings.max_body_bytes
     big = json.dumps({**tiny_spec(), "name": "x" * (limit + 10)}).encode()
     headers = {**ALICE, "Content-Type": "application/json"}
-    assert sqlite_client.post("/jobs", content=big, headers=headers).status_code == 413
 
     def chunks():
         for start in range(0, len(big), 4096):
             yield big[start : start + 4096]
 
-    assert sqlite_client.post("/jobs", content=chunks(), headers=headers).status_code == 413
+    expected = {"detail": f"the request body is over the limit of {limit} bytes"}
+    for body in (big, chunks()):  # with Content-Length, then chunked
+        response = sqlite_client.post("/jobs", content=body, headers=headers)
+        assert response.status_code == 413
+        assert response.headers["content-type"] == "application/json"
+        assert response.json() == expected
 
 
 def test_unknown_job_is_404(sqlite_client):
     for method, path in PROTECTED[2:]:
         response = sqlite_client.request(method, path, headers=ALICE)
         assert response.status_code == 404 and "0123" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("job_id", ["%00", "ab%00cd", "f" * 31 + "%00", "F" * 32], ids=repr)
+def test_an_id_that_cannot_be_a_job_is_404_on_both_stores(client, job_id):
+    """PostgreSQL refuses a NUL in text: such an id must never reach a query."""
+    for method, path in PROTECTED[2:]:
+        response = client.request(method, path.replace("0123", job_id), headers=ALICE)
+        assert response.status_code == 404, (method, path, response.text)
+
+
+def test_a_404_does_not_echo_a_long_id_in_full(sqlite_client):
+    response = sqlite_client.get(f"/jobs/{'a' * 5000}", headers=ALICE)
+    assert response.status_code == 404 and len(response.json()["detail"]) < 100
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/jobs", "GET, POST"),
+        ("PUT", "/jobs/0123", "GET"),
+        ("GET", "/jobs/0123/cancel", "POST"),
+        ("POST", "/health", "GET"),
+        ("POST", "/dashboard/", "GET, HEAD"),
+    ],
+)
+def test_405_names_the_allowed_methods(sqlite_client, method, path, allow):
+    response = sqlite_client.request(method, path, headers=ALICE)
+    assert response.status_code == 405 and response.headers["allow"] == allow
 
 
 def test_cors_is_off_by_default_and_on_for_listed_origins(sqlite_client, tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.spec import SpecLimits
 from service.settings import Settings, load_settings
 from tapweight.errors import ConfigError
 
@@ -41,6 +42,10 @@ def test_every_variable_keeps_its_name(monkeypatch):
         "TAPWEIGHT_CORS_ORIGINS": "https://a.example,https://b.example",
         "TAPWEIGHT_POLL_INTERVAL_S": "0.5",
         "TAPWEIGHT_MAX_REQUEUES": "0",
+        "TAPWEIGHT_MAX_SEEDS": "5",
+        "TAPWEIGHT_MAX_TRIALS": "50",
+        "TAPWEIGHT_MAX_TRIAL_CPUS": "2",
+        "TAPWEIGHT_MAX_TRIAL_GPUS": "0.5",
     }
     assert sorted(values) == sorted(VARIABLES)
     for variable, value in values.items():
@@ -54,6 +59,7 @@ def test_every_variable_keeps_its_name(monkeypatch):
     assert settings.executor == "none" and settings.max_body_bytes == 4096
     assert settings.cors_origins == ("https://a.example", "https://b.example")
     assert settings.poll_interval_s == 0.5 and settings.max_requeues == 0
+    assert settings.spec_limits() == SpecLimits(seeds=5, trials=50, cpu=2, gpu=0.5)
 
 
 def test_unset_and_empty_variables_give_the_defaults(monkeypatch):

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from fastapi import Path as Path_
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
@@ -16,17 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import EventSourceResponse
 
 from harness.rundir import read_jsonl
-from harness.spec import ExperimentSpec
 from service import crud
-from service.api.deps import (
-    OwnerDep,
-    SessionDep,
-    SettingsDep,
-    StreamOwnerDep,
-    WriteSessionDep,
-    check_spec_references,
-)
-from service.models import Job, JobStatus
+from service.api.deps import OwnerDep, SessionDep, SettingsDep, StreamOwnerDep, WriteSessionDep
+from service.api.spec_body import ACCEPTED, OPENAPI_BODY, SpecBody
+from service.models import Job, JobStatus, is_job_id
 from service.runs import report_file
 from service.schemas import (
     JobAccepted,
@@ -51,9 +44,10 @@ REPORT_POLICY = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inl
 
 
 def _job_or_404(session: Session, owner: str, job_id: str) -> Job:
-    job = crud.get_job(session, owner, job_id)
+    job = crud.get_job(session, owner, job_id) if is_job_id(job_id) else None
     if job is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id!r}")
+        shown = job_id if len(job_id) <= 40 else f"{job_id[:40]}…"
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {shown!r}")
     return job
 
 
@@ -62,15 +56,15 @@ def _job_or_404(session: Session, owner: str, job_id: str) -> Job:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobAccepted,
     responses={
-        400: {"model": Problem, "description": "the body is not parsable (e.g. not UTF-8)"},
         409: {"model": Problem, "description": "Idempotency-Key reused for another spec"},
         413: {"model": Problem, "description": "body over the size limit"},
+        415: {"model": Problem, "description": f"a body that is not {ACCEPTED}"},
     },
+    openapi_extra=OPENAPI_BODY,
 )
 def submit_job(
-    spec: ExperimentSpec,
     owner: OwnerDep,
-    _checked: Annotated[None, Depends(check_spec_references)],
+    spec: SpecBody,
     session: WriteSessionDep,
     settings: SettingsDep,
     response: Response,
@@ -83,7 +77,8 @@ def submit_job(
         ),
     ] = None,
 ) -> JobAccepted:
-    """Queue an experiment; it runs through the harness as a Ray job."""
+    """Queue an experiment (the harness spec, as JSON or YAML); it runs through the harness as
+    a Ray job."""
     try:
         job, created = crud.create_job(session, owner, spec, idempotency_key, settings.runs_dir)
     except crud.IdempotencyConflict:
