@@ -14,10 +14,11 @@ structure a generic engine cannot see:
   forward and backward passes.
 
 :func:`structured` wraps betty's function for a hypergradient type and takes over these two
-links where they apply (``TapWeightConfig.structured_hypergradient``, on by default): the analytic one for ``darts`` and ``exact`` (it is exact) with the L2
-proximal term; the forward-only difference for ``darts`` (``exact`` keeps its double backward).
-The text variant's L1 term (second derivative zero almost everywhere, not so for a finite
-difference), ``neumann``, ``cg``, ``sama`` and BLO's joint level go to betty unchanged.
+links where they apply (``TapWeightConfig.structured_hypergradient``, on by default): the
+closed form for ``darts`` and ``exact`` (it is exact) with the L2 proximal term; the
+forward-only difference for ``darts`` (``exact`` keeps its double backward). The text
+variant's L1 term (second derivative zero almost everywhere, not so for a finite difference),
+``neumann``, ``cg``, ``sama`` and BLO's joint level go to betty unchanged.
 """
 
 from __future__ import annotations
