@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import record, table  # noqa: E402
+from record import RESULTS, record, table  # noqa: E402
 
 DOMAINS = {
     "molecule": {
@@ -45,10 +45,15 @@ section of its own."""
 CONFIGS = {
     "plain": {},
     "darts": {"hypergradient": "darts"},
+    "darts_betty": {"hypergradient": "darts", "structured_hypergradient": False},
     "darts_every_4": {"hypergradient": "darts", "hypergradient_every": 4},
     "exact": {"hypergradient": "exact"},
+    "exact_betty": {"hypergradient": "exact", "structured_hypergradient": False},
     "neumann": {"hypergradient": "neumann"},
 }
+PROFILED = "darts"
+"""The configuration one iteration of which is profiled (``--profile``) into PROFILE."""
+PROFILE = RESULTS / "tapweight_cost_profile.txt"
 CUDA_CONFIGS = {"darts_bf16": {"hypergradient": "darts", "precision": "bf16"}}
 
 
@@ -74,7 +79,9 @@ def _peak_memory() -> dict[str, float]:
     return peak
 
 
-def _one(domain: str, name: str, warmup: int, steps: int) -> dict:
+def _one(domain: str, name: str, warmup: int, steps: int, profile: bool = False) -> dict:
+    import torch
+
     from tapweight.components import build_components
     from tapweight.core import TapWeight, TapWeightConfig
     from tapweight.pretrain import PretrainConfig, continued_pretrain
@@ -132,9 +139,18 @@ def _one(domain: str, name: str, warmup: int, steps: int) -> dict:
         level.one_step_descent = timed
     marks: list[tuple[float, dict[str, float]]] = []  # at each iteration's start: clock, spent
     original = runner.levels["pretrain"].get_batch
+    profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
 
     def stamped():
         marks.append((time.perf_counter(), dict(spent)))
+        if profile and len(marks) == warmup + 1:  # the first measured iteration
+            profiler.__enter__()
+        elif profile and len(marks) == warmup + 2:
+            profiler.__exit__(None, None, None)
+            PROFILE.write_text(
+                f"One {name} iteration ({domain}, {device}), torch.profiler, by self CPU time\n"
+                + profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=30)
+            )
         return original()
 
     runner.levels["pretrain"].get_batch = stamped
@@ -154,14 +170,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--domain", choices=sorted(DOMAINS), default="molecule")
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     warmup, steps = (2, 5) if args.quick else (3, 20)
     if args.one:
-        print(json.dumps(_one(args.domain, args.one, warmup, steps)))
+        print(json.dumps(_one(args.domain, args.one, warmup, steps, args.profile)))
         return
     os.environ.setdefault("TAPWEIGHT_OFFLINE", "1")
     device = _device()
-    names = ["plain", "darts", "exact", "neumann"]  # the ratio first, should time run short
+    names = ["plain", "darts", "darts_betty", "exact"]  # the ratios first, should time run short
     names += [n for n in CONFIGS if n not in names]
     if device == "cuda":
         names += list(CUDA_CONFIGS)
@@ -170,7 +187,8 @@ def main() -> None:
     for name in names:
         out = subprocess.run(
             [sys.executable, __file__, "--one", name, "--domain", args.domain]
-            + (["--quick"] if args.quick else []),
+            + (["--quick"] if args.quick else [])
+            + (["--profile"] if name == PROFILED and args.domain == "molecule" else []),
             capture_output=True,
             text=True,
         )
@@ -223,7 +241,10 @@ def _record(domain, device, warmup, steps, figures, failures) -> None:
         f"{warmup} warm-up. `plain` = weighted continued pretraining alone (one optimizer step on "
         "Σ λᵢ·Lᵢ). TapWeight iterations include the finetune step and the λ update; per-level "
         "columns are seconds per iteration inside each level's step (reweight = validation loss + "
-        "hypergradient, which re-evaluates the lower levels)"
+        "hypergradient). `darts`, `exact`: the structured hypergradient "
+        "(`tapweight.core.hypergradient`: the proximal link in closed form, λ's link by forward "
+        "passes for darts); `_betty`: betty's generic functions, which re-evaluate the lower "
+        "levels with forward and backward passes"
         + ("; on CUDA each level is timed between device synchronizations." if device == "cuda"
            else ".")
     )  # fmt: skip
