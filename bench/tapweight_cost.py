@@ -110,7 +110,9 @@ def _one(domain: str, name: str, warmup: int, steps: int, profile: bool = False)
         _sync()
         return {"s_per_it": (time.perf_counter() - start) / steps, "levels": {}, **_peak_memory()}
     settings = dict(
-        iterations=warmup + steps + 1,  # the last one ends in the final evaluation: not timed
+        # the last one ends in the final evaluation: not timed; with a profile, the one before
+        # it is the profiled one, after the measured iterations
+        iterations=warmup + steps + 1 + int(profile),
         valid_every=10**6,
         checkpoint_every=10**6,
         pretrain_batch_size=pretrain_batch,
@@ -143,9 +145,9 @@ def _one(domain: str, name: str, warmup: int, steps: int, profile: bool = False)
 
     def stamped():
         marks.append((time.perf_counter(), dict(spent)))
-        if profile and len(marks) == warmup + 1:  # the first measured iteration
+        if profile and len(marks) == warmup + steps + 1:  # after the measured iterations
             profiler.__enter__()
-        elif profile and len(marks) == warmup + 2:
+        elif profile and len(marks) == warmup + steps + 2:
             profiler.__exit__(None, None, None)
             PROFILE.write_text(
                 f"One {name} iteration ({domain}, {device}), torch.profiler, by self CPU time\n"
