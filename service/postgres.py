@@ -41,7 +41,9 @@ def throwaway_postgres(max_connections: int = 300) -> Iterator[str]:
     data = root / "data"
     as_user: list[str] = []
     if os.geteuid() == 0:
-        as_user = ["runuser", "-u", "postgres", "--"]
+        # runuser lives in /usr/sbin, which a minimal PATH (env -i, cron) leaves out
+        runuser = shutil.which("runuser", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+        as_user = [runuser or "runuser", "-u", "postgres", "--"]
         shutil.chown(root, "postgres")
     port = free_port()
 
