@@ -141,7 +141,7 @@ class TapWeight:
             warmup_steps=warmup_steps,
         )  # fmt: skip
 
-    def _optimizer(self, level: str, module: nn.Module) -> torch.optim.Optimizer:
+    def _level_optimizer(self, level: str, module: nn.Module) -> torch.optim.Optimizer:
         cfg = self.config
         if level == "reweight":
             return _optimizer(
@@ -174,7 +174,7 @@ class TapWeight:
         if cfg.mode == "blo":
             joint_model = JointModel(task_model, objectives)
             lower = Joint(
-                "joint", joint_model, self._optimizer("pretrain", joint_model), batches,
+                "joint", joint_model, self._level_optimizer("pretrain", joint_model), batches,
                 self._settings(cfg.hypergradient_every, cfg.warmup_steps),
                 weights=weights, task_batches=train, **common,
             )  # fmt: skip
@@ -188,18 +188,18 @@ class TapWeight:
             )  # fmt: skip
             levels = {
                 "pretrain": Pretrain(
-                    "pretrain", pretrain_model, self._optimizer("pretrain", pretrain_model),
+                    "pretrain", pretrain_model, self._level_optimizer("pretrain", pretrain_model),
                     batches, self._settings(cfg.unroll_steps), weights=weights, **common,
                 ),
                 "finetune": Finetune(
-                    "finetune", task_model, self._optimizer("finetune", task_model), train,
+                    "finetune", task_model, self._level_optimizer("finetune", task_model), train,
                     self._settings(cfg.hypergradient_every, cfg.warmup_steps),
                     proximal=proximal, **common,
                 ),
             }  # fmt: skip
             downstream = lambda: task_model  # noqa: E731
         levels["reweight"] = Reweight(
-            "reweight", self.logits, self._optimizer("reweight", self.logits), valid,
+            "reweight", self.logits, self._level_optimizer("reweight", self.logits), valid,
             self._settings(), downstream=downstream,
             proximal=proximal if cfg.reweight_includes_proximal else None, **common,
         )  # fmt: skip
