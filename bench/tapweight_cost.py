@@ -235,7 +235,8 @@ def _record(domain, device, warmup, steps, figures, failures) -> None:
         "molecule": "BBBP (scaffold train split as the TAPT corpus), Hu et al. GCN 5×300 "
         "`supervised_contextpred`",
         "text": "citation_intent (its training texts as the TAPT corpus, 128 tokens), MiniLM-L6, "
-        "the paper's text optimizers (AdamW 2e-5, `plain` Adam 2e-5; λ by Adam 2e-3)",
+        "the reference's text optimizers (Adam 2e-5 with weight decay 1e-3, `plain` Adam 2e-5; "
+        "λ by Adam 2e-3) and proximal term (L2 + L1, in the upper level too)",
     }[domain]
     note = (
         f"{corpus}, objectives {', '.join(setup['objectives'])}; pretrain batch "
