@@ -245,9 +245,8 @@ def _record(domain, device, warmup, steps, figures, failures) -> None:
         "Σ λᵢ·Lᵢ). TapWeight iterations include the finetune step and the λ update; per-level "
         "columns are seconds per iteration inside each level's step (reweight = validation loss + "
         "hypergradient). `darts`, `exact`: the structured hypergradient "
-        "(`tapweight.core.hypergradient`: the proximal link in closed form, λ's link by forward "
-        "passes for darts); `_betty`: betty's generic functions, which re-evaluate the lower "
-        "levels with forward and backward passes"
+        "(`tapweight.core.hypergradient`: the proximal link in closed form); `_betty`: betty's "
+        "generic functions, which re-evaluate the finetuned model for that link too"
         + ("; on CUDA each level is timed between device synchronizations." if device == "cuda"
            else ".")
     )  # fmt: skip

@@ -13,8 +13,8 @@ loss of the reweight level leave every buffer as it was).
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from betty.configs import Config
@@ -113,8 +113,6 @@ class Level(ImplicitProblem):
         self.seed = seed
         self.autocast_bf16 = autocast_bf16
         self.passes = 0
-        self.forward_passes = 0
-        """Evaluations without a graph (the structured hypergradient's), apart from passes."""
         self.last_loss: dict[str, float] = {}
         self._descending = False
 
@@ -134,19 +132,12 @@ class Level(ImplicitProblem):
         hypergradient re-evaluations of the same batch leave them as they were."""
         return nullcontext() if self._descending else buffers_kept(self.module)
 
-    @contextmanager
-    def evaluation(self) -> Iterator[None]:
-        """How this level evaluates anything at its current step: the step's corruption seed
-        (the same masks and dropout every time), bf16 autocast where asked, state kept."""
+    def training_step(self, batch) -> Tensor:
         devices = [torch.cuda.current_device()] if str(self.device).startswith("cuda") else []
         with torch.random.fork_rng(devices=devices), self.state_guard():
             torch.manual_seed(self.seed * 1_000_003 + self.level_index * 7_919 + self._count)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast_bf16):
-                yield
-
-    def training_step(self, batch) -> Tensor:
-        with self.evaluation():
-            loss = self.level_loss(batch)
+                loss = self.level_loss(batch)
         self.passes += 1
         if not torch.isfinite(loss):
             raise TrainingError(
@@ -176,15 +167,6 @@ class Pretrain(Level):
         )
         self.last_loss = parts
         return loss
-
-    def objective_losses(self, batch) -> Tensor:
-        """Each objective's loss on ``batch`` with this step's masks, without a graph: all that
-        λ's gradient of Σ λᵢ·Lᵢ needs."""
-        model: PretrainModel = self.module
-        with torch.no_grad(), self.evaluation():
-            losses = torch.stack([o.loss(model.encoder, batch) for o in model.objectives])
-        self.forward_passes += 1
-        return losses.float()
 
     def optimizer_step(self, *args, **kwargs):
         super().optimizer_step(*args, **kwargs)

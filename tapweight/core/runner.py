@@ -250,7 +250,6 @@ class TapWeight:
                 "scheduler": level.scheduler.state_dict() if level.scheduler else None,
                 "count": level._count,
                 "passes": level.passes,
-                "forward_passes": level.forward_passes,
                 "batches": level.batches.state_dict(),
             }
             if isinstance(level, Joint):
@@ -303,7 +302,6 @@ class TapWeight:
             if level.scheduler is not None:
                 level.scheduler.load_state_dict(saved["scheduler"])
             level._count, level.passes = saved["count"], saved["passes"]
-            level.forward_passes = saved["forward_passes"]
             level.batches.load_state_dict(saved["batches"])
             if isinstance(level, Joint):
                 level.task_batches.load_state_dict(saved["task_batches"])
@@ -410,14 +408,7 @@ class TapWeight:
             cost=Cost(
                 wall_clock_s=wall_clock,
                 device=device,
-                passes={
-                    **{name: level.passes for name, level in self.levels.items()},
-                    **{
-                        f"{name}_forward_only": level.forward_passes
-                        for name, level in self.levels.items()
-                        if level.forward_passes
-                    },
-                },
+                passes={name: level.passes for name, level in self.levels.items()},
                 full_trainings=1,
             ),
             native_scores={f"valid_{metric}": valid[metric]},
