@@ -4,19 +4,16 @@ during a search)."""
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from baselines.base import Budget
 from tapweight.components import Components
 from tapweight.downstream.finetuning import FinetuneResult, finetune
 from tapweight.downstream.metrics import is_better
-from tapweight.pretrain import continued_pretrain
 from tapweight.result import Cost, TrajectoryPoint, WeightingResult
 
 __all__ = ["TrialOutcome", "SearchTrials", "train_with_weights", "scored_point", "best_point"]
@@ -62,16 +59,7 @@ def train_with_weights(
     The starting encoder and objective heads are copied, so trials never leak into each other.
     """
     start = time.perf_counter()
-    encoder = copy.deepcopy(parts.encoder)
-    passes = 0
-    if weights is not None:
-        objectives = copy.deepcopy(parts.objectives)
-        config = budget.pretrain.model_copy(update={"seed": seed})
-        torch.manual_seed(seed)
-        result = continued_pretrain(
-            encoder, objectives, weights, parts.corpus, config, parts.corpus_collate
-        )
-        passes += result.forward_backward_passes
+    encoder, passes = parts.pretrained_copy(weights, budget.pretrain, seed)
     config = budget.finetune.model_copy(update={"seed": seed})
     finetuned = finetune(encoder, parts.task, config, on_epoch=on_epoch, evaluate_test=False)
     return TrialOutcome(

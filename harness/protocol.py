@@ -16,7 +16,7 @@ import torch
 
 from tapweight.components import Components
 from tapweight.downstream.finetuning import FinetuneConfig, finetune
-from tapweight.pretrain import PretrainConfig, continued_pretrain
+from tapweight.pretrain import PretrainConfig
 from tapweight.result import WeightingResult
 
 __all__ = ["ProtocolScores", "retrain", "finetune_seeds", "search_seed"]
@@ -66,18 +66,9 @@ def retrain(
     """Score ``result.weights`` under the shared protocol (never reuses the strategy's encoder)."""
     began = time.perf_counter()
     scores = ProtocolScores(parts.task.metric)
-    encoder = copy.deepcopy(parts.encoder)
-    if result.continued_pretraining:
-        torch.manual_seed(seed)
-        trained = continued_pretrain(
-            encoder,
-            copy.deepcopy(parts.objectives),
-            result.weights,
-            parts.corpus,
-            pretrain.model_copy(update={"seed": seed, "progress": False}),
-            parts.corpus_collate,
-        )
-        scores.pretrain_passes = trained.forward_backward_passes
+    weights = result.weights if result.continued_pretraining else None
+    config = pretrain.model_copy(update={"progress": False})
+    encoder, scores.pretrain_passes = parts.pretrained_copy(weights, config, seed)
     for finetune_seed in finetune_seeds(seed, num_finetune_seeds):
         config = finetune_config.model_copy(update={"seed": finetune_seed, "progress": False})
         torch.manual_seed(finetune_seed)

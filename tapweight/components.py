@@ -7,16 +7,20 @@ harness alike.
 
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from tapweight.data.registry import get_dataset_info
 from tapweight.downstream.task import DownstreamTask
 from tapweight.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tapweight.pretrain import PretrainConfig
 
 __all__ = ["Components", "build_components", "TASK_CORPUS"]
 
@@ -33,6 +37,34 @@ class Components:
     task: DownstreamTask
     domain: str
     tokenizer: Any = None
+
+    def pretrained_copy(
+        self, weights: Sequence[float] | None, config: PretrainConfig, seed: int
+    ) -> tuple[nn.Module, int]:
+        """A copy of the starting encoder continued-pretrained with ``weights`` (None: the copy
+        untouched), and the forward/backward passes it took.
+
+        The one "pretrain with these weights" of every search trial, the protocol and the demo:
+        encoder and objective heads are copied, so calls never leak into each other, and the
+        seed fixes both the batches and the objectives' randomness.
+        """
+        import torch
+
+        from tapweight.pretrain import continued_pretrain
+
+        encoder = copy.deepcopy(self.encoder)
+        if weights is None:
+            return encoder, 0
+        torch.manual_seed(seed)
+        trained = continued_pretrain(
+            encoder,
+            copy.deepcopy(self.objectives),
+            weights,
+            self.corpus,
+            config.model_copy(update={"seed": seed}),
+            self.corpus_collate,
+        )
+        return encoder, trained.forward_backward_passes
 
 
 def _molecule_corpus(corpus: str, task: DownstreamTask, data_dir, max_corpus, seed):
