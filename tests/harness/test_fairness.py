@@ -48,28 +48,31 @@ def test_no_search_trial_shares_a_seed_with_the_protocols_final_runs(tmp_path, m
     best-of-N rather than a fresh run."""
     import baselines.trial
     import harness.protocol
+    import tapweight.pretrain
 
     seeds: dict[str, set[int]] = {"search": set(), "protocol": set()}
+    phase = "search"
 
-    def recording(module, phase):
-        for name in ("finetune", "continued_pretrain"):
-            real = getattr(module, name)
+    def recording(module, name):
+        real = getattr(module, name)
 
-            def wrapped(*args, _real=real, **kwargs):
-                config = kwargs.get("config") or next(
-                    a for a in args if hasattr(a, "seed") and hasattr(a, "device")
-                )
-                seeds[phase].add(config.seed)
-                return _real(*args, **kwargs)
+        def wrapped(*args, **kwargs):
+            config = kwargs.get("config") or next(
+                a for a in args if hasattr(a, "seed") and hasattr(a, "device")
+            )
+            seeds[phase].add(config.seed)
+            return real(*args, **kwargs)
 
-            monkeypatch.setattr(module, name, wrapped)
+        monkeypatch.setattr(module, name, wrapped)
 
-    recording(baselines.trial, "search")
-    recording(harness.protocol, "protocol")
+    recording(tapweight.pretrain, "continued_pretrain")
+    recording(baselines.trial, "finetune")
+    recording(harness.protocol, "finetune")
     spec, cell, run_dir, parts = run_trial(
         tmp_path, {"name": "grid", "settings": {"resolution": 1}}, seed
     )
     result = search_weights(spec, cell, parts, run_dir, "cpu", lambda _: None, False)
+    phase = "protocol"
     score_cell(spec, cell, parts, result, 0.0, "cpu")
     assert seeds["search"] and seeds["protocol"]
     assert not seeds["search"] & seeds["protocol"], seeds
