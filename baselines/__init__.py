@@ -14,11 +14,13 @@ from baselines.luo import Luo
 from baselines.meta_tartan import MetaTartan
 from baselines.mometas import Mometas
 from baselines.optuna_tpe import OptunaTPE
+from baselines.search import TrialSearch
 from baselines.static import NoContinuedPretraining, SingleObjective, Uniform
 from baselines.tapweight_strategy import TapWeightStrategy
 from tapweight.errors import ConfigError
 
 __all__ = [
+    "REFERENCE_STRATEGY",
     "STRATEGIES",
     "Budget",
     "GridSearch",
@@ -31,8 +33,10 @@ __all__ = [
     "Strategy",
     "TapWeightStrategy",
     "Uniform",
+    "TrialSearch",
     "make_strategy",
     "simplex_lattice",
+    "strategy_class",
 ]
 
 STRATEGIES: dict[str, type[Strategy]] = {
@@ -51,15 +55,25 @@ STRATEGIES: dict[str, type[Strategy]] = {
 }
 
 
-def make_strategy(spec: str, **settings) -> Strategy:
-    """Build a strategy from its name (``single:<objective>`` for one objective) and settings."""
-    name, _, argument = spec.partition(":")
-    cls = STRATEGIES.get(name)
+REFERENCE_STRATEGY = TapWeightStrategy.name
+"""The strategy a comparison measures the others against unless a spec names another."""
+
+
+def strategy_class(spec: str) -> type[Strategy]:
+    """The class a strategy name (``single:<objective>`` too) refers to."""
+    cls = STRATEGIES.get(spec.partition(":")[0])
     if cls is None:
         raise ConfigError(
             f"unknown strategy {spec!r}; choose from {', '.join(sorted(STRATEGIES))} "
             "(single:<objective> for one objective)"
         )
+    return cls
+
+
+def make_strategy(spec: str, **settings) -> Strategy:
+    """Build a strategy from its name (``single:<objective>`` for one objective) and settings."""
+    name, _, argument = spec.partition(":")
+    cls = strategy_class(spec)
     if cls is SingleObjective:
         if not argument:
             raise ConfigError("strategy 'single' needs an objective: single:<objective>")

@@ -63,12 +63,18 @@ class Strategy(ABC):
     name: ClassVar[str]
     requires_validation: ClassVar[bool] = False
     """True when the strategy reads the downstream validation split while searching."""
+    resumable: ClassVar[bool] = False
+    """True when the strategy takes a ``checkpoint_dir`` and continues from it after a crash."""
 
     def __init__(self, *, seed: int = 0) -> None:
         self.seed = seed
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(seed={self.seed})"
+
+    def objectives_problem(self, objectives: list[str]) -> str | None:
+        """Why this strategy cannot weight ``objectives`` (checked with the spec), or None."""
+        return None
 
     def minimum_budget(self, num_objectives: int, budget: Budget) -> int:
         """Fewest total pretraining steps this strategy can run with (for budget errors)."""

@@ -2,31 +2,30 @@
 
 The search space is K unconstrained parameters ``u_i ∈ (0, 1)`` mapped to weights by
 ``w_i = -log u_i / Σ_j -log u_j``: uniform ``u`` gives the uniform (Dirichlet(1)) prior on the
-simplex, so TPE's startup trials cover the simplex evenly. Each trial is the same trial function
-as the grid; intermediate validation scores (one per finetuning epoch) feed the pruner.
+simplex, so TPE's startup trials cover the simplex evenly. Each trial is the same trial as the
+grid's; intermediate validation scores (one per finetuning epoch) feed the pruner, through the
+searcher's ``should_stop``, wherever the trials run.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from tqdm.auto import tqdm
-
-from baselines.base import Budget, BudgetUse, ProgressCallback, Strategy
-from baselines.trial import SearchTrials, best_point, scored_point
-from tapweight.components import Components
+from baselines.search import Proposal, TrialSearch, WeightSearcher
 from tapweight.downstream.metrics import HIGHER_IS_BETTER
 from tapweight.errors import ConfigError
-from tapweight.result import TrajectoryPoint, WeightingResult
 
-__all__ = ["OptunaTPE", "weights_from_params", "search_space"]
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["OptunaTPE", "StudySearcher", "weights_from_params", "search_space"]
 
 _PRUNERS = ("none", "median", "successive_halving")
 
 
 def search_space(num_objectives: int) -> dict[str, tuple[float, float]]:
-    """Parameter name -> (low, high); shared with the harness's Ray Tune ``OptunaSearch``."""
+    """Parameter name -> (low, high) of the ``u_i``."""
     return {f"u{i}": (1e-6, 1.0) for i in range(num_objectives)}
 
 
@@ -37,11 +36,44 @@ def weights_from_params(params: dict[str, float]) -> list[float]:
     return [s / total for s in spacings]
 
 
-class OptunaTPE(Strategy):
+class StudySearcher(WeightSearcher):
+    """An Optuna study driven by ask/tell: ``n_trials`` proposals, pruning on intermediate
+    validation scores."""
+
+    def __init__(self, study: optuna.Study, num_objectives: int, n_trials: int) -> None:
+        self.study, self.num_objectives, self.n_trials = study, num_objectives, n_trials
+        self.running: dict[int, optuna.Trial] = {}
+        self.proposed = 0
+
+    def ask(self) -> Proposal | None:
+        if self.proposed == self.n_trials:
+            return None
+        trial = self.study.ask()
+        space = search_space(self.num_objectives)
+        weights = weights_from_params({k: trial.suggest_float(k, *b) for k, b in space.items()})
+        self.proposed += 1
+        self.running[trial.number] = trial
+        return Proposal(trial.number, weights)
+
+    def should_stop(self, number: int, epoch: int, score: float) -> bool:
+        trial = self.running[number]
+        trial.report(score, epoch)
+        return trial.should_prune()
+
+    def tell(self, number: int, score: float | None) -> None:
+        import optuna
+
+        trial = self.running.pop(number)
+        if score is None:
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            self.study.tell(trial, score)
+
+
+class OptunaTPE(TrialSearch):
     """Trials sampled by Optuna's TPE sampler (seeded, so runs repeat exactly)."""
 
     name = "optuna"
-    requires_validation = True
 
     def __init__(
         self, *, n_trials: int = 20, n_startup_trials: int = 5, pruner: str = "none", seed: int = 0
@@ -64,16 +96,17 @@ class OptunaTPE(Strategy):
             f"{self.n_startup_trials}, pruner={self.pruner!r}, seed={self.seed})"
         )
 
-    def minimum_budget(self, num_objectives: int, budget: Budget) -> int:
-        return self.n_trials * budget.pretrain.steps
+    def planned_trials(self, num_objectives: int) -> int:
+        return self.n_trials
 
-    def budget_use(self, num_objectives: int, budget: Budget) -> BudgetUse:
-        return BudgetUse(
-            self.n_trials * budget.pretrain.steps,
-            f"n_trials={self.n_trials} trials of {budget.pretrain.steps} steps each",
-        )
+    def describe(self) -> dict[str, Any]:
+        return {
+            "n_trials": self.n_trials,
+            "n_startup_trials": self.n_startup_trials,
+            "pruner": self.pruner,
+        }
 
-    def study(self, metric: str):
+    def searcher(self, num_objectives: int, metric: str) -> StudySearcher:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -83,59 +116,10 @@ class OptunaTPE(Strategy):
             "median": optuna.pruners.MedianPruner(n_startup_trials=self.n_startup_trials),
             "successive_halving": optuna.pruners.SuccessiveHalvingPruner(),
         }[self.pruner]
-        direction = "maximize" if HIGHER_IS_BETTER[metric] else "minimize"
-        return optuna.create_study(sampler=sampler, pruner=pruner, direction=direction)
-
-    def search_points(
-        self,
-        num_objectives: int,
-        evaluate: Callable[[list[float], Callable[[float, int], None]], float],
-        metric: str,
-        callback: ProgressCallback | None = None,
-        progress: bool = False,
-    ) -> tuple[list[float], float, list[TrajectoryPoint]]:
-        """Run the study; ``evaluate(weights, report)`` may call ``report(score, step)``."""
-        import optuna
-
-        study, history = self.study(metric), []
-        space = search_space(num_objectives)
-        for index in tqdm(range(self.n_trials), desc="optuna", disable=None if progress else True):
-            trial = study.ask()
-            weights = weights_from_params({k: trial.suggest_float(k, *b) for k, b in space.items()})
-
-            def report(score: float, step: int, _trial=trial) -> None:
-                _trial.report(score, step)
-                if _trial.should_prune():
-                    raise optuna.TrialPruned
-
-            try:
-                score = evaluate(weights, report)
-            except optuna.TrialPruned:
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                continue
-            study.tell(trial, score)
-            point = scored_point(index + 1, weights, metric, score, history)
-            history.append(point)
-            if callback:
-                callback(point)
-        if not history:
-            raise ConfigError("every Optuna trial was pruned; use a gentler pruner or more trials")
-        best = best_point(history, metric)
-        return best.weights, best.metrics[f"valid_{metric}"], history
-
-    def search(
-        self, parts: Components, budget: Budget, callback: ProgressCallback | None = None
-    ) -> WeightingResult:
-        trials = SearchTrials(parts, budget, self.seed)
-
-        def evaluate(weights: list[float], report: Callable[[float, int], None]) -> float:
-            def on_epoch(record: dict[str, float]) -> None:
-                report(record[f"valid_{trials.metric}"], int(record["epoch"]))
-
-            return trials.evaluate(weights, on_epoch)
-
-        weights, score, history = self.search_points(
-            len(parts.objectives), evaluate, trials.metric, callback, budget.pretrain.progress
+        direction = (
+            optuna.study.StudyDirection.MAXIMIZE
+            if HIGHER_IS_BETTER[metric]
+            else optuna.study.StudyDirection.MINIMIZE
         )
-        settings = {"n_trials": self.n_trials, "pruner": self.pruner, "completed": len(history)}
-        return trials.result("optuna", weights, score, history, settings)
+        study = optuna.create_study(sampler=sampler, pruner=pruner, direction=direction)
+        return StudySearcher(study, num_objectives, self.n_trials)

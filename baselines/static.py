@@ -106,10 +106,15 @@ class SingleObjective(FixedWeights):
     def label(self) -> str:
         return f"single:{self.objective}"
 
+    def objectives_problem(self, objectives: list[str]) -> str | None:
+        if self.objective in objectives:
+            return None
+        return (
+            f"single:{self.objective} names an objective that is not in this run; "
+            f"objectives: {', '.join(objectives)}"
+        )
+
     def weights(self, names: list[str]) -> list[float]:
-        if self.objective not in names:
-            raise ConfigError(
-                f"single:{self.objective} names an objective that is not in this run; "
-                f"objectives: {', '.join(names)}"
-            )
+        if problem := self.objectives_problem(names):
+            raise ConfigError(problem)
         return [1.0 if n == self.objective else 0.0 for n in names]

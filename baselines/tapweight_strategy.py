@@ -27,6 +27,7 @@ class TapWeightStrategy(Strategy):
 
     name = "tapweight"
     requires_validation = True
+    resumable = True
 
     def __init__(self, *, seed: int = 0, checkpoint_dir: str | None = None, **settings) -> None:
         super().__init__(seed=seed)

@@ -14,7 +14,7 @@ from baselines.base import Budget
 from tapweight.components import Components
 from tapweight.downstream.finetuning import FinetuneResult, finetune
 from tapweight.downstream.metrics import is_better
-from tapweight.result import Cost, TrajectoryPoint, WeightingResult
+from tapweight.result import Cost, TrajectoryPoint
 
 __all__ = ["TrialOutcome", "SearchTrials", "train_with_weights", "scored_point", "best_point"]
 
@@ -73,7 +73,7 @@ def train_with_weights(
 
 
 class SearchTrials:
-    """Bookkeeping shared by the search strategies (grid, Optuna): runs trials, counts passes and
+    """Bookkeeping of a trial search run in this process: runs trials, counts passes and
     keeps only the best trial's encoder (not one per trial)."""
 
     def __init__(self, parts: Components, budget: Budget, seed: int) -> None:
@@ -93,22 +93,11 @@ class SearchTrials:
             self.best_score, self.best_encoder = trial.valid_score, trial.encoder
         return trial.valid_score
 
-    def result(
-        self, strategy: str, weights: list[float], score: float, history: list[TrajectoryPoint],
-        settings: dict,
-    ) -> WeightingResult:  # fmt: skip
-        return WeightingResult(
-            strategy=strategy,
-            objective_names=[o.name for o in self.parts.objectives],
-            weights=weights,
-            trajectory=history,
-            cost=Cost(
-                wall_clock_s=time.perf_counter() - self.began,
-                device=self.budget.pretrain.device,
-                passes={"pretrain": self.passes},
-                full_trainings=len(history),
-            ),
-            native_scores={f"valid_{self.metric}": score},
-            settings=settings,
-            encoder=self.best_encoder,
+    def cost(self, full_trainings: int) -> Cost:
+        """What the trials run so far cost, as a search's :class:`Cost`."""
+        return Cost(
+            wall_clock_s=time.perf_counter() - self.began,
+            device=self.budget.pretrain.device,
+            passes={"pretrain": self.passes},
+            full_trainings=full_trainings,
         )

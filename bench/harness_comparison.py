@@ -28,12 +28,13 @@ def _wall_seconds(events: list[dict]) -> float:
 
 
 def _tune_searches(run, spec) -> dict[str, float]:
-    """Mean device seconds of each grid/Optuna Ray Tune search, from its saved result."""
-    from harness.spec import TUNE_NATIVE
+    """Mean device seconds of each trial search (grid, Optuna) run as Ray Tune trials, from its
+    saved result."""
+    from baselines import TrialSearch, strategy_class
     from tapweight.result import WeightingResult
 
     searches = {}
-    for entry in (e for e in spec.strategies if e.name in TUNE_NATIVE):
+    for entry in (e for e in spec.strategies if issubclass(strategy_class(e.name), TrialSearch)):
         seconds = [
             WeightingResult.load(run.search_dir(dataset, entry.label, seed)).cost.wall_clock_s
             for dataset in spec.datasets
@@ -51,9 +52,10 @@ def main() -> None:
     parser.add_argument("--local", action="store_true", help="run without Ray (harness.local)")
     parser.add_argument("--workers", type=int, default=1, help="with --local: trials at a time")
     args = parser.parse_args()
-    from harness.report import average_ranks, summarize, write_report
+    from harness.report import write_report
     from harness.rundir import RunDirectory
     from harness.spec import load_spec
+    from harness.summary import average_ranks, summarize
 
     if args.from_run:
         run = RunDirectory(args.from_run)
@@ -99,7 +101,7 @@ def main() -> None:
     }  # fmt: skip
     figures["average_rank"] = average_ranks(tables)
     figures["wall_clock_s"] = wall
-    local = "ray" not in run.rows()[0]["versions"]
+    local = "ray" not in run.rows()[0].versions
     searches = {} if local else _tune_searches(run, spec)
     figures["tune_search_s"] = searches
     how = (

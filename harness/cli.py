@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
 
@@ -24,12 +25,15 @@ Local = Annotated[
     bool,
     typer.Option(
         "--local",
-        help="run the trials in this process, one after another, without Ray (no retries, "
-        "no ASHA; grid and Optuna search in-process)",
+        help="run the trials in this process, one after another, without Ray (no retries; "
+        "the same proposals and early stopping as on Ray)",
     ),
 ]
 
 
+DataDir = Annotated[
+    Path | None, typer.Option(envvar="TAPWEIGHT_DATA_DIR", help="shared data folder")
+]
 Workers = Annotated[
     int, typer.Option(min=1, help="with --local: trials run at a time, in worker processes")
 ]
@@ -56,39 +60,34 @@ def run(
         Path | None, typer.Option(help="run directory (default: runs/<name>-<date-time>)")
     ] = None,
     address: Address = None,
-    data_dir: Annotated[
-        Path | None, typer.Option(envvar="TAPWEIGHT_DATA_DIR", help="shared data folder")
-    ] = None,
+    data_dir: DataDir = None,
     no_progress: Quiet = False,
     local: Local = False,
     workers: Workers = 1,
     as_json: JsonOption = False,
 ) -> None:
     """Run every strategy of SPEC through Ray Tune and write results and a report."""
-    import os
-
     from harness.spec import load_spec
 
     _check_local(local, address, workers)
     parsed = load_spec(spec)
-    if data_dir is not None:
-        os.environ["TAPWEIGHT_DATA_DIR"] = str(data_dir.resolve())
     if out is None:
         out = Path("runs") / f"{parsed.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if local:
         from harness.local import run_local
 
-        run_dir = run_local(parsed, out, not no_progress, workers)
+        run_dir = run_local(parsed, out, not no_progress, workers, data_dir)
     else:
         from harness.runner import run_experiment
 
-        run_dir = run_experiment(parsed, out, address, not no_progress)
+        run_dir = run_experiment(parsed, out, address, not no_progress, data_dir)
     _summary(run_dir, as_json=as_json)
 
 
 def resume(
     directory: Annotated[Path, typer.Argument(help="run directory of an interrupted run")],
     address: Address = None,
+    data_dir: DataDir = None,
     no_progress: Quiet = False,
     local: Local = False,
     workers: Workers = 1,
@@ -99,11 +98,12 @@ def resume(
     if local:
         from harness.local import resume_local
 
-        _summary(resume_local(directory, not no_progress, workers), as_json=as_json)
-        return
-    from harness.runner import resume_experiment
+        run_dir = resume_local(directory, not no_progress, workers, data_dir)
+    else:
+        from harness.runner import resume_experiment
 
-    _summary(resume_experiment(directory, address, not no_progress), as_json=as_json)
+        run_dir = resume_experiment(directory, address, not no_progress, data_dir)
+    _summary(run_dir, as_json=as_json)
 
 
 def report(
@@ -123,13 +123,13 @@ def _summary(run_dir, written: Path | None = None, as_json: bool = False) -> Non
     """Per dataset a table of the strategies; ``--json`` gives the summaries' raw numbers."""
     from dataclasses import asdict
 
-    from harness.report import HEADERS, summarize
+    from harness.report import HEADERS, summary_cells
+    from harness.summary import summarize
 
-    spec = run_dir.load_spec()
     by_dataset = summarize(run_dir.rows())
     tables = []
     for dataset, summaries in by_dataset.items():
-        rows = [summary.cells(spec.objectives) for summary in summaries]
+        rows: list[Sequence[Any]] = [summary_cells(summary) for summary in summaries]
         tables.append(Table(HEADERS, f"{dataset} ({summaries[0].metric})", rows=rows))
     path = written or run_dir.report_dir / "report.md"
     data = {
@@ -155,11 +155,25 @@ def schema(
         out.write_text(text)
 
 
+@spec_app.command("row-schema")
+def row_schema(
+    out: Annotated[Path | None, typer.Option(help="write here instead of printing")] = None,
+) -> None:
+    """The JSON schema of a results row (results.jsonl, the service's results)."""
+    from harness.row import row_json_schema
+
+    text = json.dumps(row_json_schema(), indent=2) + "\n"
+    if out is None:
+        console.print_json(text)
+    else:
+        out.write_text(text)
+
+
 @spec_app.command("check")
 def check(spec: Annotated[Path, typer.Argument(help="experiment spec (.yaml or .json)")]) -> None:
     """Validate SPEC and list the trials it would run."""
+    from harness.cells import cells_of
     from harness.spec import load_spec
-    from harness.trials import cells_of
 
     parsed = load_spec(spec)
     cells = cells_of(parsed)

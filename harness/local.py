@@ -3,7 +3,8 @@ processes.
 
 For a single machine where Ray is not installed or not wanted (one workstation GPU, a debugging
 session): the same cells, shared protocol, run directory, rows and report as the Ray Tune runner,
-but no retries and no ASHA; grid and Optuna search in-process. Workers share the GPU, if any, and
+but no retries; trial searches (grid, Optuna) run their trials in-process, one after another,
+with the same proposals and early stopping as on Ray. Workers share the GPU, if any, and
 write to the run directory under its file lock. Resuming skips every cell that already has a row;
 an interrupted cell starts again (TapWeight from its own checkpoint).
 """
@@ -14,18 +15,20 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 
-from harness.progress import TrialProgress
-from harness.rundir import RunDirectory
-from harness.spec import ExperimentSpec
-from harness.trials import (
+from harness.cells import (
     Cell,
+    DataDir,
     build_parts,
-    cells_of,
+    cell_strategy,
     conclude_run,
+    running_cells,
     score_cell,
     search_weights,
 )
+from harness.rundir import RunDirectory
+from harness.spec import ExperimentSpec
 from tapweight.errors import ConfigError, TapWeightError
 
 __all__ = ["run_local", "resume_local", "local_device"]
@@ -48,25 +51,26 @@ def local_device(spec: ExperimentSpec) -> str:
 
 def run_local(
     spec: ExperimentSpec, out_dir: str | os.PathLike[str], progress: bool = True,
-    workers: int = 1,
+    workers: int = 1, data_dir: DataDir = None,
 ) -> RunDirectory:  # fmt: skip
     """Start ``spec`` in a new run directory and run its trials here, ``workers`` at a time."""
     _check_workers(workers)
     run_dir = RunDirectory(out_dir)
     run_dir.create(spec)
-    return _execute(spec, run_dir, progress, resumed=False, workers=workers)
+    return _execute(spec, run_dir, progress, False, workers, data_dir)
 
 
 def resume_local(
-    out_dir: str | os.PathLike[str], progress: bool = True, workers: int = 1
-) -> RunDirectory:
+    out_dir: str | os.PathLike[str], progress: bool = True, workers: int = 1,
+    data_dir: DataDir = None,
+) -> RunDirectory:  # fmt: skip
     """Run the cells of an interrupted run that have no row yet."""
     _check_workers(workers)
     run_dir = RunDirectory(out_dir)
     spec = run_dir.load_spec()
     if run_dir.status()["state"] == "finished":
         raise ConfigError(f"{run_dir.path} is already finished; `tapweight report` redraws it")
-    return _execute(spec, run_dir, progress, resumed=True, workers=workers)
+    return _execute(spec, run_dir, progress, True, workers, data_dir)
 
 
 def _check_workers(workers: int) -> None:
@@ -75,31 +79,22 @@ def _check_workers(workers: int) -> None:
 
 
 def _execute(
-    spec: ExperimentSpec, run_dir: RunDirectory, progress: bool, resumed: bool, workers: int
-) -> RunDirectory:
-    cells = cells_of(spec)
-    try:
+    spec: ExperimentSpec, run_dir: RunDirectory, progress: bool, resumed: bool, workers: int,
+    data_dir: DataDir,
+) -> RunDirectory:  # fmt: skip
+    with running_cells(spec, run_dir, resumed, progress) as (todo, bar):
         device = local_device(spec)
-        run_dir.event("experiment_started", trials=len(cells), resumed=resumed, spec=spec.name)
-        run_dir.set_status("running", len(cells))
-        done = {row["trial"] for row in run_dir.rows()}
-        todo = [cell for cell in cells if cell.key not in done]
         threads = max(1, int(spec.resources.cpu))
-        with TrialProgress(len(cells), len(done), enabled=progress) as bar:
-            bar.attach(run_dir)
-            if workers == 1 or len(todo) < 2:
-                _set_threads(threads)
-                for cell in todo:
-                    _run_cell(spec, cell, run_dir, device)
-            else:
-                _run_in_workers(spec, todo, run_dir, device, workers, threads)
-    except BaseException as error:  # an interrupt too: the run stays resumable
-        run_dir.mark_failed(
-            len(cells), str(error) if isinstance(error, TapWeightError) else repr(error)
-        )
-        raise
+        bar.attach(run_dir)
+        task = _CellTask(spec, run_dir, device, data_dir)
+        if workers == 1 or len(todo) < 2:
+            _set_threads(threads)
+            for cell in todo:
+                task(cell)
+        else:
+            _run_in_workers(task, todo, workers, threads)
     return conclude_run(
-        run_dir, cells, "failed", f"see {run_dir.events_file} and `tapweight resume --local`"
+        run_dir, "failed", f"see {run_dir.events_file} and `tapweight resume --local`"
     )
 
 
@@ -109,47 +104,55 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _run_in_workers(
-    spec: ExperimentSpec, cells: list[Cell], run_dir: RunDirectory, device: str, workers: int,
-    threads: int,
-) -> None:  # fmt: skip
+@dataclass(frozen=True)
+class _CellTask:
+    """One cell run here; a training error is recorded as the trial's error and the run goes
+    on. Picklable, for worker processes."""
+
+    spec: ExperimentSpec
+    run_dir: RunDirectory
+    device: str
+    data_dir: DataDir
+
+    def __call__(self, cell: Cell) -> None:
+        run_dir = self.run_dir
+        run_dir.log_attempt(cell.key, "started")
+        run_dir.event("trial_started", trial=cell.key)
+        try:
+            began = time.perf_counter()
+            parts = build_parts(self.spec, cell.dataset, cell.seed, self.data_dir)
+            loading_s = time.perf_counter() - began
+            strategy = cell_strategy(self.spec, cell, run_dir)
+            result = search_weights(
+                self.spec, cell, strategy, parts, self.device,
+                lambda point: run_dir.event("progress", trial=cell.key, **_progress_fields(point)),
+            )  # fmt: skip
+            run_dir.event("progress", trial=cell.key, phase="searched", weights=result.weights)
+            search_s = loading_s + result.cost.wall_clock_s
+            row = score_cell(self.spec, cell, parts, result, search_s, self.device)
+        except (TapWeightError, RuntimeError, ValueError) as error:
+            run_dir.event("trial_error", trial=cell.key, error=f"{type(error).__name__}: {error}")
+            return
+        if run_dir.add_row(row):
+            run_dir.event("trial_result", trial=cell.key, row=row.model_dump(mode="json"))
+
+
+def _run_in_workers(task: _CellTask, cells: list[Cell], workers: int, threads: int) -> None:
     """Cells in ``workers`` spawned processes (CUDA cannot be forked); the first unexpected
     error stops the queue and is raised here."""
     for dataset in dict.fromkeys(cell.dataset for cell in cells):
-        build_parts(spec, dataset, cells[0].seed)  # fills the on-disk caches before workers race
+        build_parts(task.spec, dataset, cells[0].seed, task.data_dir)  # fills the on-disk caches
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_set_threads, initargs=(threads,)
     ) as pool:
-        futures = [pool.submit(_run_cell, spec, cell, run_dir, device) for cell in cells]
+        futures = [pool.submit(task, cell) for cell in cells]
         try:
             for future in futures:
                 future.result()
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-
-
-def _run_cell(spec: ExperimentSpec, cell: Cell, run_dir: RunDirectory, device: str) -> None:
-    """One cell; a training error is recorded as the trial's error and the run goes on."""
-    run_dir.log_attempt(cell.key, "started")
-    run_dir.event("trial_started", trial=cell.key)
-    try:
-        began = time.perf_counter()
-        parts = build_parts(spec, cell.dataset, cell.seed)
-        loading_s = time.perf_counter() - began
-        result = search_weights(
-            spec, cell, parts, run_dir, device,
-            lambda point: run_dir.event("progress", trial=cell.key, **_progress_fields(point)),
-            tune_searched=False,
-        )  # fmt: skip
-        run_dir.event("progress", trial=cell.key, phase="searched", weights=result.weights)
-        row = score_cell(spec, cell, parts, result, loading_s + result.cost.wall_clock_s, device)
-    except (TapWeightError, RuntimeError, ValueError) as error:
-        run_dir.event("trial_error", trial=cell.key, error=f"{type(error).__name__}: {error}")
-        return
-    if run_dir.add_row(row):
-        run_dir.event("trial_result", trial=cell.key, row=row)
 
 
 def _progress_fields(point: dict) -> dict:

@@ -79,6 +79,8 @@ class TrialProgress:
         for offset, event in read_jsonl(self.run_dir.events_file, self.offset):
             self.offset = offset
             trial, kind = event.get("trial"), event["type"]
+            if trial is None:
+                continue
             if kind == "trial_started" and trial not in self.running:
                 self.running[trial] = self.progress.add_task(f"  {trial}", total=None)
             elif kind == "progress" and trial in self.running:

@@ -8,22 +8,24 @@ seed, each selecting its epoch on validation and reading the test split once at 
 from __future__ import annotations
 
 import copy
-import statistics
 import time
 from dataclasses import dataclass, field
 
 import torch
 
+from harness.row import ProtocolScores
 from tapweight.components import Components
 from tapweight.downstream.finetuning import FinetuneConfig, finetune
 from tapweight.pretrain import PretrainConfig
 from tapweight.result import WeightingResult
 
-__all__ = ["ProtocolScores", "retrain", "finetune_seeds", "search_seed"]
+__all__ = ["RetrainedRuns", "retrain", "finetune_seeds", "search_seed"]
 
 
 @dataclass
-class ProtocolScores:
+class RetrainedRuns:
+    """The protocol's runs of one strategy's weights: scores per finetuning seed and cost."""
+
     metric: str
     valid: list[float] = field(default_factory=list)
     test: list[float] = field(default_factory=list)
@@ -31,14 +33,8 @@ class ProtocolScores:
     finetune_passes: int = 0
     seconds: float = 0.0
 
-    def summary(self) -> dict:
-        return {
-            "metric": self.metric,
-            "valid": self.valid,
-            "test": self.test,
-            "valid_mean": statistics.mean(self.valid),
-            "test_mean": statistics.mean(self.test),
-        }
+    def scores(self) -> ProtocolScores:
+        return ProtocolScores(metric=self.metric, valid=self.valid, test=self.test)
 
 
 def finetune_seeds(seed: int, count: int) -> list[int]:
@@ -62,19 +58,19 @@ def retrain(
     finetune_config: FinetuneConfig,
     seed: int,
     num_finetune_seeds: int,
-) -> ProtocolScores:
+) -> RetrainedRuns:
     """Score ``result.weights`` under the shared protocol (never reuses the strategy's encoder)."""
     began = time.perf_counter()
-    scores = ProtocolScores(parts.task.metric)
+    runs = RetrainedRuns(parts.task.metric)
     weights = result.weights if result.continued_pretraining else None
-    config = pretrain.model_copy(update={"progress": False})
-    encoder, scores.pretrain_passes = parts.pretrained_copy(weights, config, seed)
+    quiet = pretrain.model_copy(update={"progress": False})
+    encoder, runs.pretrain_passes = parts.pretrained_copy(weights, quiet, seed)
     for finetune_seed in finetune_seeds(seed, num_finetune_seeds):
         config = finetune_config.model_copy(update={"seed": finetune_seed, "progress": False})
         torch.manual_seed(finetune_seed)
         finetuned = finetune(copy.deepcopy(encoder), parts.task, config)
-        scores.valid.append(finetuned.valid_score)
-        scores.test.append(finetuned.test_score)
-        scores.finetune_passes += sum(int(r.get("steps", 0)) for r in finetuned.history)
-    scores.seconds = time.perf_counter() - began
-    return scores
+        runs.valid.append(finetuned.valid_score)
+        runs.test.append(finetuned.test_score)
+        runs.finetune_passes += sum(int(r.get("steps", 0)) for r in finetuned.history)
+    runs.seconds = time.perf_counter() - began
+    return runs

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.row import ResultRow
 from harness.spec import ExperimentSpec, parse_spec
 from tapweight.errors import ConfigError
 
@@ -126,7 +127,7 @@ class RunDirectory:
         self.event("experiment_failed", error=message)
 
     def _write_status(self, state: str, trials_total: int, error: str | None) -> None:
-        done = len(self.rows())
+        done = len(_read_jsonl(self.results_file))
         status = {
             "state": state,
             "error": error,
@@ -137,13 +138,13 @@ class RunDirectory:
         _atomic_write(self.status_file, json.dumps(status, indent=2))
 
     # -- results ----------------------------------------------------------------------------
-    def add_row(self, row: dict[str, Any]) -> bool:
+    def add_row(self, row: ResultRow) -> bool:
         """Append a trial's row unless that trial already has one (restores never duplicate)."""
         with self._locked():
-            if any(r["trial"] == row["trial"] for r in _read_jsonl(self.results_file)):
+            if any(r.get("trial") == row.trial for r in _read_jsonl(self.results_file)):
                 return False
             with self.results_file.open("a") as stream:
-                stream.write(json.dumps(row) + "\n")
+                stream.write(row.model_dump_json() + "\n")
             status = self.status()
             if status["state"] == "running":
                 self._write_status("running", status["trials_total"], None)  # counts the new row
@@ -158,8 +159,13 @@ class RunDirectory:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
 
-    def rows(self) -> list[dict[str, Any]]:
-        return _read_jsonl(self.results_file)
+    def rows(self) -> list[ResultRow]:
+        """The finished trials' rows, in the order they finished."""
+        return [ResultRow.model_validate(item) for item in _read_jsonl(self.results_file)]
+
+    def row(self, key: str) -> ResultRow | None:
+        """Trial ``key``'s row, or None before it finished."""
+        return next((row for row in self.rows() if row.trial == key), None)
 
     def log_attempt(self, key: str, what: str) -> None:
         """One line per time a trial function starts: how tests and users count re-runs."""

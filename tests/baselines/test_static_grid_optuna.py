@@ -6,8 +6,9 @@ import pytest
 
 from baselines import GridSearch, OptunaTPE, make_strategy, simplex_lattice
 from baselines.optuna_tpe import weights_from_params
+from baselines.search import run_search
 from tapweight.errors import ConfigError
-from tapweight.result import WeightingResult
+from tapweight.result import Cost, WeightingResult
 
 from .conftest import tiny_budget
 
@@ -15,6 +16,15 @@ from .conftest import tiny_budget
 def landscape(target):
     """Validation 'score' peaking at ``target`` (higher is better, as ROC-AUC)."""
     return lambda weights, *_: -sum((w - t) ** 2 for w, t in zip(weights, target, strict=True))
+
+
+def searched(strategy, num_objectives, evaluate, metric):
+    """Run the strategy's searcher here and conclude: (best weights, its score, history)."""
+    searcher = strategy.searcher(num_objectives, metric)
+    outcome = run_search(searcher, evaluate)
+    cost = Cost(wall_clock_s=0.0, device="cpu")
+    result = strategy.conclude([f"o{i}" for i in range(num_objectives)], metric, outcome, cost)
+    return result.weights, result.native_scores[f"valid_{metric}"], result.trajectory
 
 
 def test_lattice_has_the_stars_and_bars_count_and_lies_on_the_simplex():
@@ -26,11 +36,11 @@ def test_lattice_has_the_stars_and_bars_count_and_lies_on_the_simplex():
 
 def test_grid_finds_the_known_best_point_of_a_landscape():
     target = [0.5, 0.25, 0.25]
-    best, score, history = GridSearch(resolution=4).search_points(3, landscape(target), "roc_auc")
+    best, score, history = searched(GridSearch(resolution=4), 3, landscape(target), "roc_auc")
     assert best == target and score == 0 and len(history) == 15
     assert history[-1].metrics["best_valid_roc_auc"] == 0
     # a metric where lower is better picks the worst point of the same landscape instead
-    worst, *_ = GridSearch(resolution=4).search_points(3, landscape(target), "rmse")
+    worst, *_ = searched(GridSearch(resolution=4), 3, landscape(target), "rmse")
     assert worst == [0.0, 0.0, 1.0] or worst == [0.0, 1.0, 0.0]
 
 
@@ -41,9 +51,8 @@ def test_grid_refuses_a_resolution_the_budget_cannot_pay_for(tiny_bbbp):
 
 def test_optuna_with_a_fixed_seed_is_reproducible():
     def run(seed):
-        return OptunaTPE(n_trials=12, n_startup_trials=4, seed=seed).search_points(
-            3, landscape([0.6, 0.3, 0.1]), "roc_auc"
-        )
+        strategy = OptunaTPE(n_trials=12, n_startup_trials=4, seed=seed)
+        return searched(strategy, 3, landscape([0.6, 0.3, 0.1]), "roc_auc")
 
     first, second, other = run(7), run(7), run(8)
     assert [p.weights for p in first[2]] == [p.weights for p in second[2]]
@@ -55,11 +64,13 @@ def test_optuna_with_a_fixed_seed_is_reproducible():
 def test_optuna_pruner_stops_bad_trials_early():
     def evaluate(weights, report):
         for epoch in range(1, 6):  # intermediate scores: constant per trial
-            report(weights[0], epoch)
+            report(epoch, weights[0])
         return weights[0]
 
     strategy = OptunaTPE(n_trials=20, n_startup_trials=3, pruner="median", seed=0)
-    best, _, history = strategy.search_points(2, evaluate, "roc_auc")
+    outcome = run_search(strategy.searcher(2, "roc_auc"), evaluate)
+    assert outcome.stopped > 0 and len(outcome.completed) + outcome.stopped == 20
+    best, _, history = searched(strategy, 2, evaluate, "roc_auc")
     assert len(history) < 20  # some trials were pruned, so fewer completed
     assert best[0] == max(p.weights[0] for p in history)
 

@@ -85,7 +85,7 @@ def test_ray_job_submit_runs_a_spec(ray_head, tmp_path):
     assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
     assert "succeeded" in submitted.stdout
     rows = RunDirectory(out).rows()
-    assert sorted(r["strategy"] for r in rows) == ["no_cp", "uniform"]
+    assert sorted(r.strategy for r in rows) == ["no_cp", "uniform"]
     assert (out / "report" / "report.md").is_file()
 
 
@@ -135,5 +135,5 @@ def test_entry_spreads_trials_over_the_nodes_of_a_cluster(two_node_cluster, tmp_
     )  # fmt: skip
     assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
     rows = RunDirectory(out).rows()
-    assert sorted(r["strategy"] for r in rows) == ["no_cp", "uniform"]
-    assert len({r["ran_on"]["ray_node"] for r in rows}) == 2
+    assert sorted(r.strategy for r in rows) == ["no_cp", "uniform"]
+    assert len({r.ran_on["ray_node"] for r in rows}) == 2

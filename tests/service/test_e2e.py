@@ -206,11 +206,11 @@ def test_a_job_ray_lost_is_resumed_from_its_checkpoints(serve, tmp_path):
         assert any(d.startswith("resumed from its checkpoints") for d in details)
         assert any(e["type"] == "experiment_started" and e["resumed"] for e in events(run.path))
         rows = run.rows()  # each trial once; the one finished before the loss is kept as it was
-        assert len(rows) == 4 and len({r["trial"] for r in rows}) == 4 and rows[0] == first
-        trained = [a for a in run.attempts(first["trial"]) if "replayed" not in a]
-        assert len(trained) == 1, run.attempts(first["trial"])  # never trained twice
+        assert len(rows) == 4 and len({r.trial for r in rows}) == 4 and rows[0] == first
+        trained = [a for a in run.attempts(first.trial) if "replayed" not in a]
+        assert len(trained) == 1, run.attempts(first.trial)  # never trained twice
         stored = httpx.get(f"{server.url}/jobs/{job_id}/results", headers=ALICE).json()
-        assert sorted(r["trial"] for r in stored) == sorted(r["trial"] for r in rows)
+        assert sorted(r["trial"] for r in stored) == sorted(r.trial for r in rows)
     finally:
         server.stop()
         if head.exists():
