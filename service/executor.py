@@ -27,7 +27,7 @@ from pathlib import Path
 import requests
 
 from harness.loopback import LOOPBACK_ENV
-from service.runs import SPEC_FILE
+from harness.rundir import RunDirectory
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,13 +62,13 @@ class RunInfo:
     infrastructure_failure: bool = False
 
 
-def entrypoint(run_dir: Path, resume: bool) -> str:
+def entrypoint(run: RunDirectory, resume: bool) -> str:
     """The shell command of the Ray Job (Ray sets RAY_ADDRESS for it, which the CLI reads):
     resume when the run already wrote its spec.json, so finished trials are kept."""
-    out = shlex.quote(str(run_dir))
+    out = shlex.quote(str(run.path))
     if resume:
         return f"tapweight resume {out} --no-progress"
-    spec = shlex.quote(str(run_dir / SPEC_FILE))
+    spec = shlex.quote(str(run.input_spec_file))
     return f"tapweight run {spec} --out {out} --no-progress"
 
 
@@ -111,16 +111,16 @@ class RayExecutor:
                 raise RayUnavailable(f"Ray Jobs API: {error}") from None
             raise
 
-    def submit(self, submission_id: str, run_dir: Path, resume: bool) -> None:
+    def submit(self, submission_id: str, run: RunDirectory, resume: bool) -> None:
         """Submit once; a submission id Ray already knows means an earlier try got through."""
         env = self._settings.job_env()  # the job's driver passes these on to its trials
         try:
             self._call(
                 "submit_job",
-                entrypoint=entrypoint(run_dir, resume),
+                entrypoint=entrypoint(run, resume),
                 submission_id=submission_id,
                 runtime_env={"env_vars": env},
-                metadata={"tapweight_run_dir": str(run_dir)},
+                metadata={"tapweight_run_dir": str(run.path)},
             )
         except RuntimeError as error:
             if isinstance(error, RayUnavailable) or "already exists" not in str(error):
