@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.rundir import RunDirectory
+from service.schemas import TrialState
 
 
 @dataclass
@@ -27,7 +28,7 @@ class ProgressReader:
         self._capacity = capacity
         self._lock = threading.Lock()
 
-    def trials(self, run: RunDirectory) -> list[dict[str, Any]]:
+    def trials(self, run: RunDirectory) -> list[TrialState]:
         with self._lock:
             state = self._cache.pop(run.path, None) or _Progress()
             self._cache[run.path] = state
@@ -36,7 +37,7 @@ class ProgressReader:
             for offset, event in run.events_from(state.offset):
                 _apply(state.trials, event)
                 state.offset = offset
-            return [dict(trial) for trial in state.trials.values()]
+            return [TrialState.model_validate(trial) for trial in state.trials.values()]
 
 
 def _apply(trials: dict[str, dict[str, Any]], event: dict[str, Any]) -> None:

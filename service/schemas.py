@@ -74,7 +74,9 @@ class StatusChange(BaseModel):
     at: dt.datetime
 
 
-class TrialProgress(BaseModel):
+class TrialState(BaseModel):
+    """Where one trial of a run stands, from the run's events."""
+
     trial: str = Field(description="<dataset>/<strategy label>/seed<k>")
     state: Literal["pending", "running", "retrying", "error", "done"]
     step: int | None = None
@@ -109,7 +111,7 @@ class StrategyResult(BaseModel):
 class JobDetail(JobSummary):
     spec: dict[str, Any]
     history: list[StatusChange]
-    progress: list[TrialProgress]
+    progress: list[TrialState]
     results: list[StrategyResult]
 
 

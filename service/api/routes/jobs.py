@@ -27,7 +27,6 @@ from service.schemas import (
     ResultRow,
     StatusChange,
     StrategyResult,
-    TrialProgress,
 )
 
 router = APIRouter(
@@ -114,7 +113,7 @@ def get_job(job_id: str, owner: OwnerDep, session: SessionDep, request: Request)
         **JobSummary.model_validate(job).model_dump(exclude={"links"}),
         spec=job.spec,
         history=[StatusChange(status=e.status, detail=e.detail, at=e.at) for e in job.events],
-        progress=[TrialProgress.model_validate(trial) for trial in progress],
+        progress=progress,
         results=[StrategyResult.model_validate(s) for s in crud.summarize_results(job.results)],
     )
 
