@@ -20,7 +20,7 @@ from service.api.spec_body import spec_schemas
 from service.auth import TokenAuth
 from service.db import Database, upgrade
 from service.errors import body_too_large, install_error_handlers
-from service.executor import RayExecutor
+from service.ray_jobs import RayJobsClient
 from service.reconciler import Reconciler
 from service.runs import ProgressReader
 from service.settings import Settings, load_settings
@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = database
         app.state.reconciler = None
         if settings.executor == "ray":
-            app.state.reconciler = Reconciler(database, settings, RayExecutor(settings))
+            app.state.reconciler = Reconciler(database, settings, RayJobsClient(settings))
             app.state.reconciler.start()
         try:
             yield

@@ -17,8 +17,8 @@ from typing import Any
 from harness.rundir import RunDirectory
 from service import crud
 from service.db import Database
-from service.executor import RayExecutor, RayUnavailable, RunInfo, RunState
 from service.models import Job, JobStatus
+from service.ray_jobs import RayJobsClient, RayUnavailable, RunInfo, RunState
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def clean_error(message: str | None, limit: int = 2000) -> str | None:
 
 
 class Reconciler:
-    def __init__(self, db: Database, settings: Settings, executor: RayExecutor) -> None:
+    def __init__(self, db: Database, settings: Settings, executor: RayJobsClient) -> None:
         self._db = db
         self._settings = settings
         self._executor = executor
