@@ -141,9 +141,10 @@ def _document_spec_schemas(app: FastAPI) -> None:
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schemas = generate().setdefault("components", {}).setdefault("schemas", {})
-            schemas.update(spec_schemas())
-        return app.openapi_schema
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()  # FastAPI keeps it as app.openapi_schema: this runs once
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(spec_schemas())
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -34,7 +34,7 @@ class JobLinks(BaseModel):
 class _WithLinks(BaseModel):
     id: str
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # mypy cannot type a decorated property
     @property
     def links(self) -> JobLinks:
         return JobLinks.for_job(self.id)

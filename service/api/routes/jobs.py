@@ -35,7 +35,8 @@ router = APIRouter(
     responses={401: {"model": Problem, "description": "missing or unknown bearer token"}},
 )
 
-NOT_FOUND = {404: {"model": Problem, "description": "no such job for this token"}}
+Responses = dict[int | str, dict[str, Any]]  # the type FastAPI's `responses=` takes
+NOT_FOUND: Responses = {404: {"model": Problem, "description": "no such job for this token"}}
 REPORT_POLICY = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
 
 
