@@ -30,8 +30,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.record import record, table  # noqa: E402
-from service.executor import free_port  # noqa: E402
 from service.postgres import throwaway_postgres  # noqa: E402
+from service.ray_head import free_port  # noqa: E402
 
 TOKEN = "bench-token"
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}

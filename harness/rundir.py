@@ -1,6 +1,7 @@
 """The run directory: the one place an experiment's state lives, readable by the CLI and the
 service alike.
 
+``spec.yaml`` (the spec as the service submitted it, which ``tapweight run`` reads),
 ``spec.json`` (normalized spec + hash), ``status.json``, ``events.jsonl`` (appended while
 running), ``results.jsonl`` (one row per finished trial), ``searches/`` (results of the Ray Tune
 searches of grid and Optuna), ``trials/`` (per-trial logs and TapWeight checkpoints), ``tune/``
@@ -15,15 +16,18 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
+
+import yaml
 
 from harness.row import ResultRow
 from harness.spec import ExperimentSpec, parse_spec
 from tapweight.errors import ConfigError
 
-__all__ = ["RunDirectory", "EventType", "read_jsonl", "trial_key"]
+__all__ = ["RunDirectory", "RunStatus", "EventType", "read_jsonl", "split_trial_key", "trial_key"]
 
 EventType = Literal[
     "experiment_started",
@@ -42,6 +46,16 @@ def trial_key(dataset: str, strategy: str, seed: int) -> str:
     return f"{dataset}/{strategy}/seed{seed}"
 
 
+def split_trial_key(key: str) -> tuple[str, str, int] | None:
+    """``(dataset, strategy label, seed)`` of a :func:`trial_key`; None for anything else.
+    (Dataset keys hold no '/', a label may.)"""
+    dataset, _, rest = key.partition("/")
+    strategy, _, seed = rest.rpartition("/")
+    if not dataset or not strategy or not seed.startswith("seed") or not seed[4:].isdigit():
+        return None
+    return dataset, strategy, int(seed[4:])
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -52,16 +66,66 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
+@dataclass(frozen=True)
+class RunStatus:
+    """``status.json`` as a follower (the service) reads it while the run rewrites it: a field
+    that is missing or of another type reads as None instead of failing the whole read."""
+
+    state: str | None
+    error: str | None
+    trials_total: int | None
+    trials_done: int | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunStatus:
+        def typed(name: str, kind: type) -> Any:
+            value = data.get(name)
+            return value if isinstance(value, kind) and not isinstance(value, bool) else None
+
+        return cls(
+            state=typed("state", str),
+            error=typed("error", str),
+            trials_total=typed("trials_total", int),
+            trials_done=typed("trials_done", int),
+        )
+
+
 class RunDirectory:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).resolve()
 
-    spec_file = property(lambda self: self.path / "spec.json")
-    status_file = property(lambda self: self.path / "status.json")
-    events_file = property(lambda self: self.path / "events.jsonl")
-    results_file = property(lambda self: self.path / "results.jsonl")
-    report_dir = property(lambda self: self.path / "report")
-    tune_dir = property(lambda self: self.path / "tune")
+    @property
+    def input_spec_file(self) -> Path:
+        """The spec as submitted, which ``tapweight run`` reads (spec.json is its normal form)."""
+        return self.path / "spec.yaml"
+
+    @property
+    def spec_file(self) -> Path:
+        return self.path / "spec.json"
+
+    @property
+    def status_file(self) -> Path:
+        return self.path / "status.json"
+
+    @property
+    def events_file(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def results_file(self) -> Path:
+        return self.path / "results.jsonl"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.path / "report"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.report_dir / "figures"
+
+    @property
+    def tune_dir(self) -> Path:
+        return self.path / "tune"
 
     def search_dir(self, dataset: str, strategy: str, seed: int) -> Path:
         return self.path / "searches" / _slug(trial_key(dataset, strategy, seed))
@@ -72,9 +136,20 @@ class RunDirectory:
         return path
 
     # -- the spec ---------------------------------------------------------------------------
+    def write_input_spec(self, spec: dict[str, Any]) -> None:
+        """Keep the spec a job was submitted with, once: a resubmission reuses the first one."""
+        if self.input_spec_file.exists():
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.input_spec_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+
+    def has_spec(self) -> bool:
+        """Whether a run started here (``create`` ran), so a new submission must resume it."""
+        return self.spec_file.is_file()
+
     def create(self, spec: ExperimentSpec) -> None:
         """Start a new run here; an existing run of another spec is refused, not overwritten."""
-        if self.spec_file.is_file():
+        if self.has_spec():
             if self.spec_hash() != spec.spec_hash():
                 raise ConfigError(
                     f"{self.path} holds a run of another spec ({self.spec_hash()}); choose a new "
@@ -92,7 +167,7 @@ class RunDirectory:
         return json.loads(self.spec_file.read_text())["spec_hash"]
 
     def load_spec(self) -> ExperimentSpec:
-        if not self.spec_file.is_file():
+        if not self.has_spec():
             raise ConfigError(f"{self.path} is not a run directory (no spec.json)")
         data = json.loads(self.spec_file.read_text())
         recorded = data.pop("spec_hash", None)
@@ -113,10 +188,24 @@ class RunDirectory:
     def events(self) -> list[dict[str, Any]]:
         return _read_jsonl(self.events_file)
 
+    def events_from(self, offset: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(offset after the event, event)`` for each complete event from ``offset`` on, so a
+        follower (the service's progress and event stream) reads only what was appended."""
+        return read_jsonl(self.events_file, offset)
+
     def status(self) -> dict[str, Any]:
         if not self.status_file.is_file():
             return {"state": "created", "error": None, "trials_total": 0, "trials_done": 0}
         return json.loads(self.status_file.read_text())
+
+    def status_or_none(self) -> RunStatus | None:
+        """The status for a reader in another process: None before the run wrote one, or when
+        the file cannot be read or parsed right now (the next poll tries again)."""
+        try:
+            data = json.loads(self.status_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return RunStatus.from_json(data) if isinstance(data, dict) else None
 
     def set_status(self, state: str, trials_total: int, error: str | None = None) -> None:
         with self._locked():
@@ -167,6 +256,16 @@ class RunDirectory:
         """Trial ``key``'s row, or None before it finished."""
         return next((row for row in self.rows() if row.trial == key), None)
 
+    # -- the report -------------------------------------------------------------------------
+    def report_file(self, format: Literal["html", "md"]) -> Path | None:
+        """``report/report.<format>`` once the run wrote it, else None."""
+        return _file_inside(self.report_dir, f"report.{format}")
+
+    def figure_file(self, name: str) -> Path | None:
+        """``report/figures/<name>`` once the run wrote it; None for anything else, including
+        names (from a URL) that would leave the folder."""
+        return _file_inside(self.figures_dir, name)
+
     def log_attempt(self, key: str, what: str) -> None:
         """One line per time a trial function starts: how tests and users count re-runs."""
         with (self.trial_dir(key) / "attempts.log").open("a") as stream:
@@ -175,6 +274,12 @@ class RunDirectory:
     def attempts(self, key: str) -> list[str]:
         path = self.path / "trials" / _slug(key) / "attempts.log"
         return path.read_text().splitlines() if path.is_file() else []
+
+
+def _file_inside(folder: Path, name: str) -> Path | None:
+    root = folder.resolve()
+    path = (root / name).resolve()
+    return path if path.is_relative_to(root) and path.is_file() else None
 
 
 def _slug(key: str) -> str:

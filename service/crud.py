@@ -3,16 +3,15 @@ history of a job is complete."""
 
 from __future__ import annotations
 
-import statistics
-from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from harness.row import ResultRow
 from harness.spec import ExperimentSpec
+from harness.summary import summarize
 from service.models import (
     ACTIVE_STATUSES,
     Job,
@@ -22,6 +21,7 @@ from service.models import (
     new_job_id,
     utcnow,
 )
+from service.schemas import SeedScore, StrategyResult
 
 
 class IdempotencyConflict(Exception):
@@ -105,68 +105,66 @@ def active_job_ids(session: Session) -> list[str]:
     return list(session.scalars(select(Job.id).where(Job.status.in_(ACTIVE_STATUSES))))
 
 
-def store_results(session: Session, job: Job, rows: list[dict[str, Any]]) -> int:
+def store_results(session: Session, job: Job, rows: list[ResultRow]) -> int:
     """Insert the results rows not stored yet; returns how many were new."""
     known = set(session.scalars(select(TrialResult.trial).where(TrialResult.job_id == job.id)))
     new = 0
     for row in rows:
-        key = row["trial"]  # every harness row names its trial
-        if key in known:
+        if row.trial in known:
             continue
-        retrained = row.get("retrained") or {}
         job.results.append(
             TrialResult(
-                trial=key,
-                dataset=row["dataset"],
-                strategy=row["strategy"],
-                seed=int(row["seed"]),
-                metric=retrained.get("metric"),
-                valid_mean=retrained.get("valid_mean"),
-                test_mean=retrained.get("test_mean"),
-                row=row,
+                trial=row.trial,
+                dataset=row.dataset,
+                strategy=row.strategy,
+                seed=row.seed,
+                metric=row.metric,
+                valid_mean=row.retrained.valid_mean,
+                test_mean=row.retrained.test_mean,
+                row=row.model_dump(mode="json"),
             )
         )
-        known.add(key)
+        known.add(row.trial)
         new += 1
     return new
 
 
-def summarize_results(results: list[TrialResult]) -> list[dict[str, Any]]:
-    """Per dataset and strategy: weights averaged over seeds, score mean and spread over seeds,
-    and each seed's own weights, scores and cost."""
-    groups: dict[tuple[str, str], list[TrialResult]] = defaultdict(list)
-    for result in results:
-        groups[(result.dataset, result.strategy)].append(result)
-    summary = []
-    for (dataset, strategy), members in groups.items():
-        members.sort(key=lambda r: r.seed)
-        names = members[0].row.get("objective_names") or []
-        weights = [m.row.get("weights") for m in members if m.row.get("weights") is not None]
-        tests = [m.test_mean for m in members if m.test_mean is not None]
-        valids = [m.valid_mean for m in members if m.valid_mean is not None]
-        summary.append(
-            {
-                "dataset": dataset,
-                "strategy": strategy,
-                "metric": members[0].metric,
-                "objective_names": names,
-                "continued_pretraining": members[0].row.get("continued_pretraining", True),
-                "weights": [statistics.fmean(column) for column in zip(*weights, strict=True)]
-                if weights
-                else None,
-                "test_mean": statistics.fmean(tests) if tests else None,
-                "test_std": statistics.stdev(tests) if len(tests) > 1 else None,
-                "valid_mean": statistics.fmean(valids) if valids else None,
-                "seeds": [
-                    {
-                        "seed": m.seed,
-                        "weights": m.row.get("weights"),
-                        "valid_mean": m.valid_mean,
-                        "test_mean": m.test_mean,
-                        "cost": m.row.get("cost") or {},
-                    }
-                    for m in members
-                ],
-            }
-        )
-    return summary
+def stored_rows(results: list[TrialResult]) -> list[ResultRow]:
+    return [ResultRow.model_validate(result.row) for result in results]
+
+
+def summarize_results(results: list[TrialResult]) -> list[StrategyResult]:
+    """Per dataset and strategy, the report's own summary (:func:`harness.summary.summarize`)
+    with each seed's weights, scores and cost; the spread is over seeds, none with one seed."""
+    rows = stored_rows(results)
+    summaries = []
+    for dataset, per_strategy in summarize(rows).items():
+        for summary in per_strategy:
+            members = sorted(
+                (r for r in rows if r.dataset == dataset and r.strategy == summary.strategy),
+                key=lambda r: r.seed,
+            )
+            summaries.append(
+                StrategyResult(
+                    dataset=dataset,
+                    strategy=summary.strategy,
+                    metric=summary.metric,
+                    objective_names=members[0].objective_names,
+                    continued_pretraining=summary.continued_pretraining,
+                    weights=summary.weights,
+                    test_mean=summary.test_mean,
+                    test_std=summary.test_std if summary.seeds > 1 else None,
+                    valid_mean=summary.valid_mean,
+                    seeds=[
+                        SeedScore(
+                            seed=m.seed,
+                            weights=m.weights,
+                            valid_mean=m.retrained.valid_mean,
+                            test_mean=m.retrained.test_mean,
+                            cost=m.cost.model_dump(),
+                        )
+                        for m in members
+                    ],
+                )
+            )
+    return summaries

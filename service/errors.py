@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def _problems(error: dict[str, Any]) -> list[dict[str, Any]]:
 _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
-def _allowed_methods(app: FastAPI, scope: dict[str, Any]) -> str:
+def _allowed_methods(app: FastAPI, scope: Scope) -> str:
     """Every method some route serves on this path (Starlette names only the first route's).
 
     Each route is asked to match each method, since FastAPI's included routers keep no

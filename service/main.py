@@ -20,7 +20,7 @@ from service.api.spec_body import spec_schemas
 from service.auth import TokenAuth
 from service.db import Database, upgrade
 from service.errors import body_too_large, install_error_handlers
-from service.executor import RayExecutor
+from service.ray_jobs import RayJobsClient
 from service.reconciler import Reconciler
 from service.runs import ProgressReader
 from service.settings import Settings, load_settings
@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = database
         app.state.reconciler = None
         if settings.executor == "ray":
-            app.state.reconciler = Reconciler(database, settings, RayExecutor(settings))
+            app.state.reconciler = Reconciler(database, settings, RayJobsClient(settings))
             app.state.reconciler.start()
         try:
             yield
@@ -141,9 +141,10 @@ def _document_spec_schemas(app: FastAPI) -> None:
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schemas = generate().setdefault("components", {}).setdefault("schemas", {})
-            schemas.update(spec_schemas())
-        return app.openapi_schema
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()  # FastAPI keeps it as app.openapi_schema: this runs once
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(spec_schemas())
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from service.executor import free_port
+from service.ray_head import free_port
 
 __all__ = ["server_binaries", "throwaway_postgres"]
 

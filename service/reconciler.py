@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
+from typing import Any
 
-import yaml
-
-from harness.rundir import read_jsonl
+from harness.rundir import RunDirectory
 from service import crud
 from service.db import Database
-from service.executor import RayExecutor, RayUnavailable, RunInfo, RunState
 from service.models import Job, JobStatus
-from service.runs import SPEC_FILE, read_status
+from service.ray_jobs import RayJobsClient, RayUnavailable, RunInfo, RunState
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,7 +33,7 @@ def clean_error(message: str | None, limit: int = 2000) -> str | None:
 
 
 class Reconciler:
-    def __init__(self, db: Database, settings: Settings, executor: RayExecutor) -> None:
+    def __init__(self, db: Database, settings: Settings, executor: RayJobsClient) -> None:
         self._db = db
         self._settings = settings
         self._executor = executor
@@ -82,7 +79,7 @@ class Reconciler:
             if job is None or job.status.final:
                 return
             status, submission_id = job.status, job.submission_id
-            cancel, attempts, run_dir = job.cancel_requested, job.attempts, Path(job.run_dir)
+            cancel, attempts, run = job.cancel_requested, job.attempts, RunDirectory(job.run_dir)
             spec = job.spec
         if status is JobStatus.queued:
             if cancel:  # asked while it was running, then Ray lost it: nothing left to stop
@@ -91,13 +88,13 @@ class Reconciler:
                     if job is not None and job.status is JobStatus.queued:
                         crud.set_status(job, JobStatus.cancelled, "cancelled before resubmission")
             else:
-                self._submit(job_id, spec, run_dir, attempts)
+                self._submit(job_id, spec, run, attempts)
             return
         assert submission_id is not None
         if cancel:
             self._executor.stop(submission_id)
         info = self._executor.info(submission_id)
-        self._ingest(job_id, run_dir)
+        self._ingest(job_id, run)
         log_error = None
         if info.state is RunState.failed and not info.infrastructure_failure:
             log_error = self._executor.run_error(submission_id)
@@ -105,16 +102,13 @@ class Reconciler:
             job = session.get(Job, job_id, with_for_update=True)
             if job is None or job.status is not status or job.submission_id != submission_id:
                 return  # changed by someone else meanwhile; next pass sees the new state
-            self._follow(job, info, run_dir, log_error)
+            self._follow(job, info, run, log_error)
 
-    def _submit(self, job_id: str, spec: dict, run_dir: Path, attempts: int) -> None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        spec_file = run_dir / SPEC_FILE
-        if not spec_file.exists():
-            spec_file.write_text(yaml.safe_dump(spec, sort_keys=False))
-        resume = (run_dir / "spec.json").exists()  # the run started before: keep its trials
+    def _submit(self, job_id: str, spec: dict[str, Any], run: RunDirectory, attempts: int) -> None:
+        run.write_input_spec(spec)
+        resume = run.has_spec()  # the run started before: keep its trials
         submission_id = f"tapweight-{job_id}-{attempts + 1}"
-        self._executor.submit(submission_id, run_dir, resume)
+        self._executor.submit(submission_id, run, resume)
         with self._db.transaction() as session:
             job = session.get(Job, job_id, with_for_update=True)
             if job is None:
@@ -127,20 +121,20 @@ class Reconciler:
             else:
                 job.cancel_requested = True  # cancelled while we submitted: stop it next pass
 
-    def _ingest(self, job_id: str, run_dir: Path) -> None:
-        rows = [row for _, row in read_jsonl(run_dir / "results.jsonl")]
-        status = read_status(run_dir) or {}
+    def _ingest(self, job_id: str, run: RunDirectory) -> None:
+        rows = run.rows()
+        status = run.status_or_none()
         with self._db.transaction() as session:
             job = session.get(Job, job_id)
             if job is None:
                 return
             crud.store_results(session, job, rows)
-            if isinstance(status.get("trials_total"), int):
-                job.trials_total = status["trials_total"]
-            if isinstance(status.get("trials_done"), int):
-                job.trials_done = status["trials_done"]
+            if status is not None and status.trials_total is not None:
+                job.trials_total = status.trials_total
+            if status is not None and status.trials_done is not None:
+                job.trials_done = status.trials_done
 
-    def _follow(self, job: Job, info: RunInfo, run_dir: Path, log_error: str | None) -> None:
+    def _follow(self, job: Job, info: RunInfo, run: RunDirectory, log_error: str | None) -> None:
         state = info.state
         if state is RunState.pending:
             return
@@ -156,12 +150,14 @@ class Reconciler:
             crud.set_status(job, JobStatus.cancelled, why)
             return
         if state is RunState.failed and not info.infrastructure_failure:
-            run_error = (read_status(run_dir) or {}).get("error") or log_error
+            run_status = run.status_or_none()
+            run_error = (run_status.error if run_status else None) or log_error
             job.error = clean_error(run_error) or f"the run exited with code {info.exit_code}"
             crud.set_status(job, JobStatus.failed, job.error)
             return
         # Lost by Ray (restarted head) or killed by Ray itself: resubmit from the checkpoints.
-        if (read_status(run_dir) or {}).get("state") == "finished":
+        run_status = run.status_or_none()
+        if run_status is not None and run_status.state == "finished":
             crud.set_status(job, JobStatus.succeeded, "finished (Ray lost the job afterwards)")
         elif job.cancel_requested:
             crud.set_status(job, JobStatus.cancelled, "cancelled; Ray had already lost the run")

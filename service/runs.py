@@ -1,30 +1,16 @@
-"""Read what a harness run writes into its directory (``status.json``, ``events.jsonl``,
-``results.jsonl``, ``report/``) while the run is still appending to it.
-
-Only complete lines are read: the writer may be half-way through the last one.
-"""
+"""Per-trial progress of a harness run, followed through its events while the run is still
+appending to them (the run directory itself is read only through :class:`RunDirectory`)."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.rundir import read_jsonl
-
-SPEC_FILE = "spec.yaml"
-
-
-def read_status(run_dir: Path) -> dict[str, Any] | None:
-    """The run's ``status.json``, or None before the run wrote one (or mid-rewrite)."""
-    try:
-        status = json.loads((run_dir / "status.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return status if isinstance(status, dict) else None
+from harness.rundir import RunDirectory, split_trial_key
+from service.schemas import TrialState
 
 
 @dataclass
@@ -34,7 +20,7 @@ class _Progress:
 
 
 class ProgressReader:
-    """Per-trial progress from ``events.jsonl``, read incrementally and cached per file so that
+    """Per-trial progress from the run's events, read incrementally and cached per run so that
     polling a long run does not re-parse everything it logged."""
 
     def __init__(self, capacity: int = 256) -> None:
@@ -42,17 +28,16 @@ class ProgressReader:
         self._capacity = capacity
         self._lock = threading.Lock()
 
-    def trials(self, run_dir: Path) -> list[dict[str, Any]]:
-        path = run_dir / "events.jsonl"
+    def trials(self, run: RunDirectory) -> list[TrialState]:
         with self._lock:
-            state = self._cache.pop(path, None) or _Progress()
-            self._cache[path] = state
+            state = self._cache.pop(run.path, None) or _Progress()
+            self._cache[run.path] = state
             while len(self._cache) > self._capacity:
                 self._cache.popitem(last=False)
-            for offset, event in read_jsonl(path, state.offset):
+            for offset, event in run.events_from(state.offset):
                 _apply(state.trials, event)
                 state.offset = offset
-            return [dict(trial) for trial in state.trials.values()]
+            return [TrialState.model_validate(trial) for trial in state.trials.values()]
 
 
 def _apply(trials: dict[str, dict[str, Any]], event: dict[str, Any]) -> None:
@@ -60,10 +45,16 @@ def _apply(trials: dict[str, dict[str, Any]], event: dict[str, Any]) -> None:
     kind = event.get("type")
     if not isinstance(name, str):
         return
-    trial = trials.setdefault(
-        name,
-        {"trial": name, "state": "pending", "step": None, "weights": None, "metrics": {}},
-    )
+    if name not in trials:
+        cell = split_trial_key(name)
+        if cell is None:
+            return
+        dataset, strategy, seed = cell
+        trials[name] = {
+            "trial": name, "dataset": dataset, "strategy": strategy, "seed": seed,
+            "state": "pending", "step": None, "weights": None, "metrics": {},
+        }  # fmt: skip
+    trial = trials[name]
     trial.setdefault("retries", 0)
     trial["updated"] = event.get("time")
     if kind == "trial_started":
@@ -85,11 +76,3 @@ def _apply(trials: dict[str, dict[str, Any]], event: dict[str, Any]) -> None:
         row = event.get("row")
         if isinstance(row, dict) and row.get("weights") is not None:
             trial["weights"] = row["weights"]
-
-
-def report_file(run_dir: Path, name: str) -> Path | None:
-    """A file of the run's ``report/`` folder (``report.html``, ``figures/scores.png``) when the
-    run wrote it; None for anything else, including names that would leave the folder."""
-    root = (run_dir / "report").resolve()
-    path = (root / name).resolve()
-    return path if path.is_relative_to(root) and path.is_file() else None

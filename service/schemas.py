@@ -34,7 +34,7 @@ class JobLinks(BaseModel):
 class _WithLinks(BaseModel):
     id: str
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # mypy cannot type a decorated property
     @property
     def links(self) -> JobLinks:
         return JobLinks.for_job(self.id)
@@ -74,8 +74,13 @@ class StatusChange(BaseModel):
     at: dt.datetime
 
 
-class TrialProgress(BaseModel):
+class TrialState(BaseModel):
+    """Where one trial of a run stands, from the run's events."""
+
     trial: str = Field(description="<dataset>/<strategy label>/seed<k>")
+    dataset: str
+    strategy: str = Field(description="the strategy's label in the spec")
+    seed: int
     state: Literal["pending", "running", "retrying", "error", "done"]
     step: int | None = None
     weights: list[float] | None = None
@@ -109,13 +114,8 @@ class StrategyResult(BaseModel):
 class JobDetail(JobSummary):
     spec: dict[str, Any]
     history: list[StatusChange]
-    progress: list[TrialProgress]
+    progress: list[TrialState]
     results: list[StrategyResult]
-
-
-class ResultRow(BaseModel):
-    trial: str
-    row: dict[str, Any] = Field(description="the harness's results.jsonl row, trajectory included")
 
 
 class Health(BaseModel):

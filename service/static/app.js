@@ -78,7 +78,7 @@ async function refreshJob() {
     ]);
     if (jobId !== state.jobId) return;
     state.detail = detail;
-    state.rows = rows.map((r) => r.row);
+    state.rows = rows;  // harness/row.schema.json
     render();
   } catch (error) {
     $("job-title").textContent = error.message;
@@ -189,15 +189,17 @@ function renderTrajectories() {
   const container = $("chart-trajectories");
   const objectives = state.detail.spec.objectives;
   const byTrial = {};
-  for (const row of state.rows) {
-    if (row.dataset === state.dataset && row.trajectory?.length > 1) {
-      byTrial[`${row.strategy} · seed ${row.seed}`] = row.trajectory;
+  for (const result of state.rows) {
+    if (result.dataset === state.dataset && result.trajectory?.length > 1) {
+      byTrial[`${result.strategy} · seed ${result.seed}`] = result.trajectory;
     }
   }
+  const cells = Object.fromEntries(state.detail.progress.map((t) => [t.trial, t]));
   for (const [trial, points] of Object.entries(state.live)) {
-    const [dataset, strategy, seed] = trial.split("/");
-    const key = `${strategy} · ${seed.replace("seed", "seed ")}`;
-    if (dataset === state.dataset && !byTrial[key] && points.length > 1) byTrial[key] = points;
+    const cell = cells[trial];
+    if (!cell || cell.dataset !== state.dataset) continue;
+    const key = `${cell.strategy} · seed ${cell.seed}`;
+    if (!byTrial[key] && points.length > 1) byTrial[key] = points;
   }
   container.replaceChildren();
   const entries = Object.entries(byTrial);

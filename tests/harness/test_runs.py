@@ -1,4 +1,5 @@
-"""Experiments end to end through Ray Tune on CPU: rows, report, retries, kill and resume."""
+"""Experiments end to end through Ray Tune on CPU: rows, report, retries, kill and resume; and
+what a follower in another process (the service) reads of a run directory while it runs."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import subprocess
 
 import pytest
 
-from harness.rundir import RunDirectory
+from harness.rundir import RunDirectory, RunStatus
+from harness.spec import parse_spec
 from tests.harness.conftest import TAPWEIGHT, cli, tiny_spec, wait_for, write_spec
 
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow
 
 
+@slow
 def test_two_strategies_two_seeds_with_a_retried_trial(tmp_path):
     spec = write_spec(tmp_path / "spec.yaml", tiny_spec())
     out = tmp_path / "run"
@@ -59,6 +62,7 @@ def test_two_strategies_two_seeds_with_a_retried_trial(tmp_path):
     assert "already finished" in cli("resume", str(out)).stdout
 
 
+@slow
 def test_killed_run_resumes_without_rerunning_finished_trials(tmp_path):
     spec = tiny_spec(seeds=[0, 1, 2], tune={"max_concurrent_trials": 1})
     out = tmp_path / "run"
@@ -90,6 +94,7 @@ def test_killed_run_resumes_without_rerunning_finished_trials(tmp_path):
     assert [e["resumed"] for e in started] == [False, True]
 
 
+@slow
 def test_resume_refuses_an_edited_spec(tmp_path):
     out = tmp_path / "run"
     RunDirectory(out).create(__import__("harness.spec").spec.parse_spec(tiny_spec()))
@@ -101,6 +106,7 @@ def test_resume_refuses_an_edited_spec(tmp_path):
     assert "not a run directory" in cli("resume", str(tmp_path / "nothing")).stdout
 
 
+@slow
 def test_resources_the_cluster_lacks_are_refused_not_waited_for(tmp_path):
     spec = write_spec(tmp_path / "spec.yaml", tiny_spec(resources={"cpu": 1, "gpu": 2}))
     refused = cli("run", str(spec), "--out", str(tmp_path / "run"), timeout=120)
@@ -113,6 +119,7 @@ def test_resources_the_cluster_lacks_are_refused_not_waited_for(tmp_path):
     assert refused.returncode == 2 and "resources.cpu" in refused.stdout
 
 
+@slow
 def test_a_trial_search_means_the_same_on_ray_tune_and_in_process(tmp_path):
     """Grid and Optuna (with its median pruner) propose, stop early and conclude through one
     ask/tell searcher: one Tune trial per proposal on Ray, a loop without it; one trial at a
@@ -169,3 +176,44 @@ def test_a_trial_search_means_the_same_on_ray_tune_and_in_process(tmp_path):
     # The median pruner stops a trial of this seed, on both runners alike.
     assert optuna.settings["stopped_early"] >= 1
     assert optuna.settings["completed"] + optuna.settings["stopped_early"] == 6
+
+
+def test_a_follower_reads_status_and_spec_only_once_written(tmp_path):
+    run = RunDirectory(tmp_path / "run")
+    assert run.status_or_none() is None and not run.has_spec()
+    run.create(parse_spec(tiny_spec()))
+    run.set_status("running", 4)
+    assert run.has_spec()
+    assert run.status_or_none() == RunStatus("running", None, 4, 0)
+    run.status_file.write_text('{"state": "runn')  # a writer that is not atomic, mid-write
+    assert run.status_or_none() is None
+    run.status_file.write_text('{"state": "failed", "error": 3, "trials_total": true}')
+    assert run.status_or_none() == RunStatus("failed", None, None, None)
+
+
+def test_a_follower_reads_events_from_an_offset_and_never_half_a_line(tmp_path):
+    run = RunDirectory(tmp_path / "run")
+    assert list(run.events_from(0)) == []
+    run.event("experiment_started", trials=2)
+    run.event("trial_started", trial="d/uniform/seed0")
+    with run.events_file.open("a") as stream:
+        stream.write('{"type": "progr')  # still being written
+    (first_offset, first), (end, second) = run.events_from(0)
+    assert (first["type"], second["type"]) == ("experiment_started", "trial_started")
+    assert [event for _, event in run.events_from(first_offset)] == [second]
+    assert list(run.events_from(end)) == []
+
+
+def test_the_input_spec_is_written_once_and_report_files_stay_inside_the_run(tmp_path):
+    run = RunDirectory(tmp_path / "run")
+    run.write_input_spec({"name": "first"})
+    run.write_input_spec({"name": "second"})  # a resubmission keeps the first
+    assert run.input_spec_file.read_text() == "name: first\n"
+    assert run.report_file("md") is None and run.figure_file("scores.png") is None
+    run.figures_dir.mkdir(parents=True)
+    (run.report_dir / "report.md").write_text("# report\n")
+    (run.figures_dir / "scores.png").write_bytes(b"png")
+    assert run.report_file("md") == run.report_dir / "report.md"
+    assert run.report_file("html") is None
+    assert run.figure_file("scores.png") == run.figures_dir / "scores.png"
+    assert run.figure_file("../report.md") is None

@@ -21,9 +21,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from service.executor import free_port, start_ray_head, stop_ray_head
 from service.main import create_app
 from service.postgres import server_binaries, throwaway_postgres
+from service.ray_head import free_port, start_ray_head, stop_ray_head
 from service.settings import Settings
 from tests.support import tiny_spec as shared_tiny_spec
 from tests.support import wait_for

@@ -452,3 +452,19 @@ def test_a_report_is_404_until_the_run_writes_it(client):
     job = submit(client)
     response = client.get(f"/jobs/{job['id']}/report", headers=ALICE)
     assert response.status_code == 404 and "no report yet" in response.json()["detail"]
+
+
+def test_the_report_and_its_figures_are_served_once_written(client):
+    job = submit(client)
+    run = RunDirectory(Path(client.app.state.settings.runs_dir) / job["id"])
+    run.figures_dir.mkdir(parents=True)
+    (run.report_dir / "report.md").write_text("# scores\n")
+    (run.report_dir / "report.html").write_text("<h1>scores</h1>")
+    (run.figures_dir / "scores.png").write_bytes(b"\x89PNG")
+    markdown = client.get(f"/jobs/{job['id']}/report?format=md", headers=ALICE)
+    assert markdown.status_code == 200 and markdown.text == "# scores\n"
+    html = client.get(f"/jobs/{job['id']}/report", headers=ALICE)
+    assert html.text == "<h1>scores</h1>" and "content-security-policy" in html.headers
+    figure = client.get(f"/jobs/{job['id']}/figures/scores.png", headers=ALICE)
+    assert figure.status_code == 200 and figure.content == b"\x89PNG"
+    assert client.get(f"/jobs/{job['id']}/figures/other.png", headers=ALICE).status_code == 404

