@@ -70,13 +70,13 @@ def main() -> None:
     else:
         parser.error("give SPEC --out DIR, or --from-run DIR")
     spec = run.load_spec()
-    unfinished = run.status()["state"] != "finished"
+    unfinished = run.status().state != "finished"
     if unfinished and not run.rows():
-        sys.exit(f"{run.path} has no finished trial ({run.status()['state']})")
+        sys.exit(f"{run.path} has no finished trial ({run.status().state})")
     write_report(run)
     tables = summarize(run.rows())
     wall = _wall_seconds(run.events())
-    body = (run.report_dir / "report.md").read_text()
+    body = run.report_path("md").read_text()
     body = body.split("\n", 2)[2]  # drop the report's own title
     body = body.split("## Figures")[0].strip()
     shown = ROOT_RESULTS / "figures" / spec.name  # the report's PNGs, kept beside the JSON

@@ -131,7 +131,7 @@ def _summary(run_dir, written: Path | None = None, as_json: bool = False) -> Non
     for dataset, summaries in by_dataset.items():
         rows: list[Sequence[Any]] = [summary_cells(summary) for summary in summaries]
         tables.append(Table(HEADERS, f"{dataset} ({summaries[0].metric})", rows=rows))
-    path = written or run_dir.report_dir / "report.md"
+    path = written or run_dir.report_path("md")
     data = {
         "report": str(path),
         "datasets": {

@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.rundir import RunDirectory, read_jsonl
+from harness.rundir import RunDirectory
 
 __all__ = ["TrialProgress"]
 
@@ -76,7 +76,7 @@ class TrialProgress:
     def _poll(self) -> None:
         if self.run_dir is None:
             return
-        for offset, event in read_jsonl(self.run_dir.events_file, self.offset):
+        for offset, event in self.run_dir.events_from(self.offset):
             self.offset = offset
             trial, kind = event.get("trial"), event["type"]
             if trial is None:

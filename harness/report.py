@@ -64,7 +64,7 @@ def write_report(run: RunDirectory | str | Path) -> Path:
     if not rows:
         raise ConfigError(f"{run_dir.path} has no finished trials yet; nothing to report")
     tables = summarize(rows)
-    figures_dir = run_dir.report_dir / "figures"
+    figures_dir = run_dir.figures_dir
     figures_dir.mkdir(parents=True, exist_ok=True)
     figures = draw_figures(tables, rows, spec.objectives, figures_dir)
     expected = len(spec.datasets) * len(spec.strategies) * len(spec.seeds)
@@ -116,14 +116,14 @@ def write_report(run: RunDirectory | str | Path) -> Path:
         f'<figure><img src="figures/{n}.png" alt="{n}"><figcaption>{n}</figcaption></figure>'
         for n in figures
     ]
-    (run_dir.report_dir / "report.md").write_text("\n".join(md) + "\n")
+    run_dir.report_path("md").write_text("\n".join(md) + "\n")
     style = (
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px}"
         "img{max-width:100%}"
     )
-    (run_dir.report_dir / "report.html").write_text(
+    run_dir.report_path("html").write_text(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(spec.name)}"
         f"</title><style>{style}</style></head><body>{''.join(page)}</body></html>"
     )
-    return run_dir.report_dir / "report.md"
+    return run_dir.report_path("md")

@@ -193,14 +193,9 @@ class RunDirectory:
         follower (the service's progress and event stream) reads only what was appended."""
         return read_jsonl(self.events_file, offset)
 
-    def status(self) -> dict[str, Any]:
-        if not self.status_file.is_file():
-            return {"state": "created", "error": None, "trials_total": 0, "trials_done": 0}
-        return json.loads(self.status_file.read_text())
-
-    def status_or_none(self) -> RunStatus | None:
-        """The status for a reader in another process: None before the run wrote one, or when
-        the file cannot be read or parsed right now (the next poll tries again)."""
+    def status(self) -> RunStatus | None:
+        """The run's status: None before the run wrote one, or when the file cannot be read or
+        parsed right now (a reader in another process tries again at its next poll)."""
         try:
             data = json.loads(self.status_file.read_text())
         except (OSError, ValueError):
@@ -235,8 +230,8 @@ class RunDirectory:
             with self.results_file.open("a") as stream:
                 stream.write(row.model_dump_json() + "\n")
             status = self.status()
-            if status["state"] == "running":
-                self._write_status("running", status["trials_total"], None)  # counts the new row
+            if status is not None and status.state == "running":
+                self._write_status("running", status.trials_total or 0, None)  # counts the new row
         return True
 
     @contextmanager
@@ -257,9 +252,13 @@ class RunDirectory:
         return next((row for row in self.rows() if row.trial == key), None)
 
     # -- the report -------------------------------------------------------------------------
+    def report_path(self, format: Literal["html", "md"]) -> Path:
+        """Where the report in ``format`` is written (:func:`harness.report.write_report`)."""
+        return self.report_dir / f"report.{format}"
+
     def report_file(self, format: Literal["html", "md"]) -> Path | None:
         """``report/report.<format>`` once the run wrote it, else None."""
-        return _file_inside(self.report_dir, f"report.{format}")
+        return _file_inside(self.report_dir, self.report_path(format).name)
 
     def figure_file(self, name: str) -> Path | None:
         """``report/figures/<name>`` once the run wrote it; None for anything else, including

@@ -57,7 +57,7 @@ def resume_experiment(
     """Continue an interrupted run from its checkpoints; finished trials are not run again."""
     run_dir = RunDirectory(out_dir)
     spec = run_dir.load_spec()
-    if run_dir.status()["state"] == "finished":
+    if (status := run_dir.status()) is not None and status.state == "finished":
         raise ConfigError(f"{run_dir.path} is already finished; `tapweight report` redraws it")
     return _execute(spec, run_dir, address, progress, True, data_dir)
 

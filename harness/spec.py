@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import (
     BaseModel,
@@ -23,6 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from baselines import REFERENCE_STRATEGY
 from tapweight.data.registry import Domain
@@ -288,55 +289,62 @@ class ExperimentSpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentSpec:
+        """Checks across fields, each problem raised at its own field's location (so the API
+        and the CLI name ``strategies.1``, not the whole spec)."""
         from tapweight.data.registry import get_dataset_info
         from tapweight.models.registry import encoder_domain
         from tapweight.objectives import OBJECTIVES
 
         domains = {get_dataset_info(key).domain for key in self.datasets}
         if len(domains) > 1:
-            raise ValueError(f"datasets mix domains {sorted(domains)}; one experiment, one domain")
+            _raise([(("datasets",), f"datasets mix domains {sorted(domains)}; one experiment, "
+                     "one domain")])  # fmt: skip
         domain = domains.pop()
         if self.domain is not None and self.domain != domain:
-            raise ValueError(f"domain is {self.domain!r} but the datasets are {domain} datasets")
+            _raise([(("domain",), f"domain is {self.domain!r} but the datasets are {domain} "
+                     "datasets")])  # fmt: skip
         self.domain = domain
+        problems: list[tuple[tuple[str | int, ...], str]] = []
         encoder = _config_error_as_value(encoder_domain, self.encoder)
         if encoder != domain:
-            raise ValueError(f"encoder {self.encoder!r} is a {encoder} encoder, not {domain}")
+            problems.append(
+                (("encoder",), f"{self.encoder!r} is a {encoder} encoder, not {domain}")
+            )
         if problem := _corpus_problem(self.corpus, domain):
-            raise ValueError(f"corpus: {problem}")
-        for name in self.objectives:
+            problems.append((("corpus",), problem))
+        for index, name in enumerate(self.objectives):
             if OBJECTIVES[name].domain != domain:
-                raise ValueError(
-                    f"objective {name!r} is for {OBJECTIVES[name].domain}, not {domain}"
-                )
-        problems = [p for i, e in enumerate(self.strategies) if (p := self._strategy_problem(i, e))]
-        if problems:
-            raise ValueError("\n".join(problems))
+                message = f"{name!r} is for {OBJECTIVES[name].domain}, not {domain}"
+                problems.append((("objectives", index), message))
+        for index, entry in enumerate(self.strategies):
+            if problem := self._strategy_problem(entry):
+                problems.append((("strategies", index), problem))
         labels = [entry.label for entry in self.strategies]
         if self.reference_strategy is not None and self.reference_strategy not in labels:
-            raise ValueError(
-                f"reference_strategy {self.reference_strategy!r} is not one of the strategies "
-                f"({', '.join(labels)})"
-            )
+            problems.append(
+                (("reference_strategy",), f"{self.reference_strategy!r} is not one of the "
+                 f"strategies ({', '.join(labels)})")
+            )  # fmt: skip
+        if problems:
+            _raise(problems)
         return self
 
-    def _strategy_problem(self, index: int, entry: StrategySpec) -> str | None:
+    def _strategy_problem(self, entry: StrategySpec) -> str | None:
         from baselines import make_strategy
 
-        where = f"strategies.{index} ({entry.name})"
         try:
             strategy = make_strategy(entry.name, **entry.settings)
         except ConfigError as error:
-            return f"{where}: {error}"
+            return str(error)
         if problem := strategy.objectives_problem(self.objectives):
-            return f"{where}: {problem}"
+            return problem
         budget = self.budget_for(entry)
         needed = strategy.minimum_budget(len(self.objectives), budget)
         if budget.total_pretrain_steps < needed:
             return (
-                f"{where}: needs at least {needed} pretraining steps with "
-                f"{len(self.objectives)} objectives and {self.protocol.pretrain.steps} steps per "
-                f"run; the budget is {budget.total_pretrain_steps} (raise budget_pretrain_steps)"
+                f"needs at least {needed} pretraining steps with {len(self.objectives)} "
+                f"objectives and {self.protocol.pretrain.steps} steps per run; the budget is "
+                f"{budget.total_pretrain_steps} (raise budget_pretrain_steps)"
             )
         return None
 
@@ -387,6 +395,21 @@ def _corpus_problem(corpus: str, domain: Domain) -> str | None:
     return (
         f"unknown corpus {corpus!r}; use 'task', a {domain} dataset key "
         f"({', '.join(dataset_keys(domain))}){files}"
+    )
+
+
+def _raise(problems: list[tuple[tuple[str | int, ...], str]]) -> NoReturn:
+    """One validation error with an entry per problem, each at its field's location."""
+    raise ValidationError.from_exception_data(
+        "ExperimentSpec",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("spec", "{problem}", {"problem": message}),
+                loc=loc,
+                input=None,
+            )
+            for loc, message in problems
+        ],
     )
 
 

@@ -4,7 +4,6 @@ a plain 500 whose traceback stays in the server log."""
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,22 +18,12 @@ from starlette.types import Scope
 
 log = logging.getLogger(__name__)
 
-# Model-level spec checks name their field at the start of a line: "strategies.1 (grid): ...".
-_FIELD_LINE = re.compile(r"^(?P<path>[a-z_]+(?:\.\d+)*)(?: \([^)]*\))?: (?P<msg>.+)$")
 
-
-def _problems(error: dict[str, Any]) -> list[dict[str, Any]]:
-    loc = list(error.get("loc", ()))
+def _problem(error: Any) -> dict[str, Any]:
+    """Only type, loc and msg: the input is not echoed back. Every spec check raises at its
+    own field's location, so ``loc`` names it."""
     message = str(error.get("msg", "")).removeprefix("Value error, ")
-    problems = []
-    for line in filter(None, (part.strip() for part in message.splitlines())):
-        match = _FIELD_LINE.match(line)
-        if match and loc == ["body"]:
-            path = [int(p) if p.isdigit() else p for p in match["path"].split(".")]
-            problems.append({"type": error["type"], "loc": loc + path, "msg": line})
-        else:
-            problems.append({"type": error["type"], "loc": loc, "msg": line})
-    return problems
+    return {"type": error["type"], "loc": list(error.get("loc", ())), "msg": message}
 
 
 _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
@@ -80,8 +69,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        # Only type, loc and msg: the input is not echoed back.
-        detail = [problem for item in error.errors() for problem in _problems(item)]
+        detail = [_problem(item) for item in error.errors()]
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(OperationalError)

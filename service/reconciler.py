@@ -123,7 +123,7 @@ class Reconciler:
 
     def _ingest(self, job_id: str, run: RunDirectory) -> None:
         rows = run.rows()
-        status = run.status_or_none()
+        status = run.status()
         with self._db.transaction() as session:
             job = session.get(Job, job_id)
             if job is None:
@@ -150,13 +150,13 @@ class Reconciler:
             crud.set_status(job, JobStatus.cancelled, why)
             return
         if state is RunState.failed and not info.infrastructure_failure:
-            run_status = run.status_or_none()
+            run_status = run.status()
             run_error = (run_status.error if run_status else None) or log_error
             job.error = clean_error(run_error) or f"the run exited with code {info.exit_code}"
             crud.set_status(job, JobStatus.failed, job.error)
             return
         # Lost by Ray (restarted head) or killed by Ray itself: resubmit from the checkpoints.
-        run_status = run.status_or_none()
+        run_status = run.status()
         if run_status is not None and run_status.state == "finished":
             crud.set_status(job, JobStatus.succeeded, "finished (Ray lost the job afterwards)")
         elif job.cancel_requested:

@@ -38,7 +38,7 @@ def test_every_cell_gets_a_protocol_row_and_grid_and_optuna_search_in_process(tm
         assert "ray" not in row.versions and "ray_node" not in row.ran_on
         assert row.retrained.metric == "rmse" and row.retrained.test_mean > 0
         assert abs(sum(row.weights) - 1) < 1e-6
-    assert run.status()["state"] == "finished"
+    assert run.status().state == "finished"
     assert (run.report_dir / "report.md").is_file()
     kinds = [event["type"] for event in run.events()]
     assert kinds.count("trial_started") == kinds.count("trial_result") == 3
@@ -49,7 +49,7 @@ def test_two_workers_share_the_run_directory_and_resume_runs_only_missing_cells(
     run = run_local(spec, tmp_path / "run", progress=False, workers=2)
     events = [json.loads(line) for line in run.events_file.read_text().splitlines()]
     assert sum(event["type"] == "trial_result" for event in events) == 2
-    assert run.status()["trials_done"] == 2
+    assert run.status().trials_done == 2
     kept = [row for row in run.rows() if row.seed == 0]
     run.results_file.write_text(kept[0].model_dump_json() + "\n")
     run.set_status("failed", 2, "interrupted")
@@ -68,7 +68,7 @@ def test_a_gpu_the_machine_lacks_is_refused(tmp_path):
     spec = parse_spec(tiny_spec(resources={"cpu": 1, "gpu": 1}))
     with pytest.raises(ConfigError, match="torch sees none"):
         run_local(spec, tmp_path / "run", progress=False)
-    assert RunDirectory(tmp_path / "run").status()["state"] == "failed"
+    assert RunDirectory(tmp_path / "run").status().state == "failed"
 
 
 def test_cli_local_runs_without_importing_ray(tmp_path):

