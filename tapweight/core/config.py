@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tapweight.errors import ConfigError
+from tapweight.errors import ConfigError, describe_validation_error
 
 __all__ = ["TapWeightConfig", "HYPERGRADIENTS", "RESUMABLE_FIELDS"]
 
@@ -80,9 +80,7 @@ class TapWeightConfig(BaseModel):
         0.01, gt=0, description="reweight_cls.sh: 0.01; reweight_reg.sh: 0.001"
     )
     reweight_optimizer: Literal["sgd", "adam"] = "sgd"
-    reweight_lr: float = Field(
-        200.0, gt=0, description="reweight_cls.sh: 200; reweight_reg.sh: 10"
-    )
+    reweight_lr: float = Field(200.0, gt=0, description="reweight_cls.sh: 200; reweight_reg.sh: 10")
     momentum: float = Field(
         0.9, ge=0, lt=1,
         description="SGD momentum of the pretrain and finetune levels (reweight.py:92, "
@@ -154,12 +152,9 @@ class TapWeightConfig(BaseModel):
         try:
             return cls(**settings)
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'config'}: "
-                f"{e['msg'].removeprefix('Value error, ')}"
-                for e in error.errors()
-            )
-            raise ConfigError(f"invalid TapWeight config: {problems}") from None
+            raise ConfigError(
+                f"invalid TapWeight config: {describe_validation_error(error)}"
+            ) from None
 
     @classmethod
     def for_task(cls, domain: str, task_type: str, **overrides) -> TapWeightConfig:
