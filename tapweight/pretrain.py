@@ -7,7 +7,7 @@ protocol that retrains every strategy's weights; TapWeight's bottom level uses t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from tapweight.budget import pretrain_step_taken
 from tapweight.data.batches import ResumableBatches
 from tapweight.errors import ConfigError
-from tapweight.training import descend, to_device
+from tapweight.training import build_optimizer, descend, to_device
 
 __all__ = [
     "PretrainConfig",
@@ -44,11 +44,9 @@ class PretrainConfig(BaseModel):
     device: str = "cpu"
     progress: bool = True
 
-    def make_optimizer(self, params) -> torch.optim.Optimizer:
+    def make_optimizer(self, params: Iterable[Tensor]) -> torch.optim.Optimizer:
         """The optimizer every continued-pretraining loop uses (SGD with momentum 0.9, or Adam)."""
-        if self.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=self.lr, momentum=0.9)
-        return torch.optim.Adam(params, lr=self.lr)
+        return build_optimizer(self.optimizer, params, self.lr, momentum=0.9)
 
 
 @dataclass
