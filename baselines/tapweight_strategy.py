@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import torch
-
 from baselines.base import Budget, ProgressCallback, Strategy
 from tapweight.components import Components
 from tapweight.core import TapWeight, TapWeightConfig
+from tapweight.core.checkpoint import load_checkpoint
 from tapweight.result import WeightingResult
 
 __all__ = ["TapWeightStrategy"]
@@ -62,7 +61,6 @@ class TapWeightStrategy(Strategy):
         )  # fmt: skip
         path = runner.checkpoint_path
         if path is not None and path.is_file():
-            state = torch.load(path, map_location="cpu", weights_only=False)
-            if state["step"] >= config.iterations:
+            if load_checkpoint(path)["step"] >= config.iterations:
                 path.unlink()  # a finished run whose result was lost: run it again
         return runner.run(resume=path is not None)

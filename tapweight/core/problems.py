@@ -97,7 +97,7 @@ class Level(ImplicitProblem):
         name: str,
         module: nn.Module,
         optimizer: torch.optim.Optimizer,
-        batches: ResumableBatches | None,
+        batches: ResumableBatches,
         settings: Config,
         seed: int,
         autocast_bf16: bool = False,
