@@ -6,6 +6,7 @@ from baselines.base import Budget, ProgressCallback, Strategy
 from tapweight.components import Components
 from tapweight.core import TapWeight, TapWeightConfig
 from tapweight.core.checkpoint import load_checkpoint
+from tapweight.errors import ConfigError
 from tapweight.result import WeightingResult
 
 __all__ = ["TapWeightStrategy"]
@@ -19,7 +20,8 @@ class TapWeightStrategy(Strategy):
 
     Extra keyword settings go to :class:`~tapweight.core.TapWeightConfig` (``lam``,
     ``hypergradient``, ``mode="blo"`` for the bi-level ablation, ...) over the reference's
-    defaults for the domain and task type (:meth:`~tapweight.core.TapWeightConfig.for_task`).
+    defaults for the domain and task type (:meth:`~tapweight.core.TapWeightConfig.for_run`);
+    ``iterations`` is the budget's, so it is refused here.
     With ``checkpoint_dir`` the run checkpoints every tenth of its iterations there and a later
     run with the same directory continues from it.
     """
@@ -29,6 +31,11 @@ class TapWeightStrategy(Strategy):
 
     def __init__(self, *, seed: int = 0, checkpoint_dir: str | None = None, **settings) -> None:
         super().__init__(seed=seed)
+        if "iterations" in settings:
+            raise ConfigError(
+                "TapWeight runs the budget's total_pretrain_steps as its iterations, the steps "
+                "every strategy gets; set budget.total_pretrain_steps instead of iterations"
+            )
         self.checkpoint_dir = checkpoint_dir
         self.settings = settings
         TapWeightConfig.parse(**settings)  # refuse bad settings now, not after data loading
@@ -42,19 +49,19 @@ class TapWeightStrategy(Strategy):
     def search(
         self, parts: Components, budget: Budget, callback: ProgressCallback | None = None
     ) -> WeightingResult:
-        iterations = budget.total_pretrain_steps
-        settings = {
-            "iterations": iterations,
-            "valid_every": max(1, iterations // 10),
-            "checkpoint_every": max(1, iterations // 10),
+        run = {
             "pretrain_batch_size": budget.pretrain.batch_size,
             "finetune_batch_size": budget.finetune.batch_size,
             "device": budget.pretrain.device,
             "seed": self.seed,
             "progress": budget.pretrain.progress,
-            **self.settings,
         }
-        config = TapWeightConfig.for_task(parts.domain, parts.task.task_type, **settings)
+        config = TapWeightConfig.for_run(
+            parts.domain,
+            parts.task.task_type,
+            iterations=budget.total_pretrain_steps,
+            **(run | self.settings),
+        )
         runner = TapWeight(
             parts.encoder, parts.objectives, parts.corpus, parts.task, config,
             parts.corpus_collate, checkpoint_dir=self.checkpoint_dir, callback=callback,

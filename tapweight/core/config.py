@@ -1,6 +1,7 @@
 """TapWeight settings, with the defaults of the authors' code (github ruz048/TapWeight).
 
-:meth:`TapWeightConfig.for_task` is the one place the per-domain and per-task defaults live.
+:meth:`TapWeightConfig.for_task` is the one place the per-domain and per-task defaults live, and
+:meth:`TapWeightConfig.for_run` the one place a run's length sets how often it records.
 Molecules follow ``molreweight/reweight.py`` and its launch scripts ``reweight_cls.sh`` /
 ``reweight_reg.sh``; text follows ``nlureweight/main_roberta.py``, ``nlureweight/utils.py`` and
 ``nlureweight/main.sh``. Each default below names the line it comes from; where we differ, the
@@ -10,7 +11,7 @@ iterations, so a CPU run finishes in minutes.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -184,3 +185,25 @@ class TapWeightConfig(BaseModel):
         else:
             defaults = {}  # the field defaults are reweight_cls.sh's
         return cls.parse(**{**defaults, **overrides})
+
+    @classmethod
+    def for_run(
+        cls,
+        domain: str,
+        task_type: str,
+        *,
+        iterations: int,
+        record_every: int | None = None,
+        **overrides: Any,
+    ) -> TapWeightConfig:
+        """:meth:`for_task` for a run of ``iterations`` steps that records its trajectory and
+        writes its checkpoint every ``record_every`` steps (None: ten times per run), so the
+        CLI, the demo and the strategy size a run alike; ``overrides`` win over all of it.
+
+        Example:
+            >>> TapWeightConfig.for_run("molecule", "classification", iterations=200).valid_every
+            20
+        """
+        every = record_every if record_every is not None else max(1, iterations // 10)
+        run = {"iterations": iterations, "valid_every": every, "checkpoint_every": every}
+        return cls.for_task(domain, task_type, **{**run, **overrides})
