@@ -66,7 +66,7 @@ def _summary(name: str, data_dir: Path | None, split: str, seed: int) -> dict[st
         from tapweight.data.molecules import MoleculeDataset
 
         return MoleculeDataset(name, data_dir).summary(split, seed)  # type: ignore[arg-type]
-    from tapweight.data.text import load_text_task
+    from tapweight.data.text_tasks import load_text_task
 
     return load_text_task(name, data_dir, seed).summary()
 

@@ -78,7 +78,8 @@ def _molecule_corpus(corpus: str, task: DownstreamTask, data_dir, max_corpus, se
 def _text_corpus(corpus: str, text_task, tokenizer, data_dir, max_corpus, seed, max_length):
     import numpy as np
 
-    from tapweight.data.text import load_text_task, tokenize_texts
+    from tapweight.data.text_tasks import load_text_task
+    from tapweight.data.tokenized import tokenize_texts
 
     source = text_task if corpus == TASK_CORPUS else load_text_task(corpus, data_dir, seed)
     texts = source.unlabeled
@@ -126,7 +127,8 @@ def build_components(
         built = build_objectives(objectives, model, domain)
         unlabeled = _molecule_corpus(corpus, task, data_dir, max_corpus, seed)
         return Components(model, built, unlabeled, None, task, domain)
-    from tapweight.data.text import load_text_task, text_collate
+    from tapweight.data.text_tasks import load_text_task
+    from tapweight.data.tokenized import text_collate
     from tapweight.models.text import load_tokenizer
 
     tokenizer = load_tokenizer("minilm" if encoder == "tiny-bert" else encoder)

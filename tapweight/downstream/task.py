@@ -100,8 +100,8 @@ class DownstreamTask:
 
     @classmethod
     def from_text(cls, task, tokenizer, max_length: int = 128) -> DownstreamTask:
-        """Tokenize a :class:`~tapweight.data.text.TextTask`."""
-        from tapweight.data.text import text_collate, tokenize_examples
+        """Tokenize a :class:`~tapweight.data.text_tasks.TextTask`."""
+        from tapweight.data.tokenized import text_collate, tokenize_examples
 
         return cls(
             name=task.key,
