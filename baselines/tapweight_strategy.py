@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from baselines.base import Budget, ProgressCallback, Strategy
 from tapweight.components import Components
 from tapweight.core import TapWeight, TapWeightConfig
@@ -29,7 +31,9 @@ class TapWeightStrategy(Strategy):
     name = "tapweight"
     requires_validation = True
 
-    def __init__(self, *, seed: int = 0, checkpoint_dir: str | None = None, **settings) -> None:
+    def __init__(
+        self, *, seed: int = 0, checkpoint_dir: str | None = None, **settings: Any
+    ) -> None:
         super().__init__(seed=seed)
         if "iterations" in settings:
             raise ConfigError(
@@ -49,7 +53,7 @@ class TapWeightStrategy(Strategy):
     def search(
         self, parts: Components, budget: Budget, callback: ProgressCallback | None = None
     ) -> WeightingResult:
-        run = {
+        run: dict[str, Any] = {
             "pretrain_batch_size": budget.pretrain.batch_size,
             "finetune_batch_size": budget.finetune.batch_size,
             "device": budget.pretrain.device,

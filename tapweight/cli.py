@@ -128,7 +128,7 @@ def finetune(
     metric = task.metric
     table = Table(
         ("run", f"valid {metric}", f"test {metric}", "best epoch", "seconds"),
-        title=f"{dataset} ({len(task.train)}/{len(task.valid)}/{len(task.test)})",
+        title=f"{dataset} ({'/'.join(str(task.size(s)) for s in ('train', 'valid', 'test'))})",
         formats={f"valid {metric}": ".4f", f"test {metric}": ".4f", "seconds": ".1f"},
     )
     table.add_row(encoder, result.valid_score, result.test_score, result.best_epoch, seconds)
@@ -246,7 +246,7 @@ def demo(
         columns, title=title, formats=dict.fromkeys(columns[1:-1], ".3f") | {"seconds": ".1f"}
     )
     for row in result.rows:
-        weights = row.weights or [None] * len(DEMO_OBJECTIVES)
+        weights: list[float] | list[None] = row.weights or [None] * len(DEMO_OBJECTIVES)
         table.add_row(row.label, *weights, row.valid_rmse, row.test_rmse, row.seconds)
     cost = result.tapweight.cost
     spent = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +20,9 @@ from tapweight.budget import pretrain_step_taken
 from tapweight.data.batches import ResumableBatches
 from tapweight.errors import ConfigError
 from tapweight.training import build_optimizer, descend, to_device
+
+if TYPE_CHECKING:
+    from tapweight.objectives.base import Objectives
 
 __all__ = [
     "PretrainConfig",
@@ -68,7 +71,7 @@ def normalize_weights(weights: Sequence[float], count: int) -> list[float]:
 
 
 def weighted_loss(
-    encoder: nn.Module, objectives: nn.ModuleList, weights: Tensor | Sequence[float], batch: Any
+    encoder: nn.Module, objectives: Objectives, weights: Tensor | Sequence[float], batch: Any
 ) -> tuple[Tensor, dict[str, float]]:
     """``sum_i w_i L_i`` over objectives with a non-zero weight, plus each ``L_i`` as a float."""
     total = None
@@ -93,7 +96,7 @@ def pretrain_descend(
 
 def continued_pretrain(
     encoder: nn.Module,
-    objectives: nn.ModuleList,
+    objectives: Objectives,
     weights: Sequence[float],
     corpus: Any,
     config: PretrainConfig | None = None,

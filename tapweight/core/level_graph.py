@@ -37,6 +37,7 @@ from tapweight.core.problems import (
 from tapweight.data.batches import ResumableBatches
 from tapweight.downstream.heads import TaskModel
 from tapweight.downstream.task import DownstreamTask
+from tapweight.objectives.base import Objectives
 from tapweight.training import build_optimizer
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def _level_optimizer(
 def build_level_graph(
     config: TapWeightConfig,
     encoder: nn.Module,
-    objectives: nn.ModuleList,
+    objectives: Objectives,
     logits: ObjectiveLogits,
     corpus: Any,
     corpus_collate: Callable | None,

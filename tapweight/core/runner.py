@@ -36,6 +36,7 @@ from tapweight.core.problems import ObjectiveLogits
 from tapweight.downstream.finetuning import evaluate
 from tapweight.downstream.task import DownstreamTask
 from tapweight.errors import ConfigError, TrainingError
+from tapweight.objectives.base import Objectives
 from tapweight.result import Cost, TrajectoryPoint, WeightingResult
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class TapWeight:
     def __init__(
         self,
         encoder: nn.Module,
-        objectives: nn.ModuleList,
+        objectives: Objectives,
         corpus: Any,
         task: DownstreamTask,
         config: TapWeightConfig | None = None,

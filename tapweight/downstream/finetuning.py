@@ -117,8 +117,9 @@ def evaluate(
         ys.append(y.cpu().numpy())
         masks.append(mask.cpu().numpy())
         preds.append(model.predict(batch).float().cpu().numpy())
-    y, pred, mask = np.concatenate(ys), np.concatenate(preds), np.concatenate(masks)
-    return {name: score(name, y, pred, mask) for name in metrics}
+    targets, predictions = np.concatenate(ys), np.concatenate(preds)
+    observed = np.concatenate(masks)
+    return {name: score(name, targets, predictions, observed) for name in metrics}
 
 
 def finetune(

@@ -11,4 +11,3 @@ from tapweight.errors import ConfigError
 def test_iterations_come_from_the_budget_only() -> None:
     with pytest.raises(ConfigError, match="total_pretrain_steps"):
         TapWeightStrategy(iterations=50)
-
