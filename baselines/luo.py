@@ -37,6 +37,8 @@ from tapweight.data.batches import ResumableBatches
 from tapweight.downstream.heads import batch_targets, task_loss
 from tapweight.downstream.task import make_loader
 from tapweight.errors import ConfigError
+from tapweight.models.base import as_encoder
+from tapweight.objectives.base import Objectives
 from tapweight.pretrain import pretrain_descend
 from tapweight.result import Cost, TrajectoryPoint, WeightingResult
 from tapweight.training import to_device
@@ -76,7 +78,7 @@ class Luo(Strategy):
     episode."""
 
     name = "luo"
-    requires_validation = _ReadsValidation()  # type: ignore[assignment]
+    requires_validation = _ReadsValidation()
 
     def __init__(
         self,
@@ -212,7 +214,7 @@ class Luo(Strategy):
         )
 
     def _heldout_losses(
-        self, encoder: nn.Module, objectives: nn.ModuleList, heldout: list
+        self, encoder: nn.Module, objectives: Objectives, heldout: list
     ) -> dict[str, float]:
         """Mean loss per objective on the held-out batches, each with its own fixed seed."""
         encoder.eval(), objectives.eval()
@@ -253,5 +255,7 @@ def _features(encoder: nn.Module, loader, device: str) -> tuple[Tensor, Tensor, 
     for batch in loader:
         batch = to_device(batch, device)
         y, mask = batch_targets(batch)
-        xs.append(encoder.embed(batch)), ys.append(y), masks.append(mask)
+        xs.append(as_encoder(encoder).embed(batch))
+        ys.append(y)
+        masks.append(mask)
     return torch.cat(xs), torch.cat(ys), torch.cat(masks)

@@ -35,6 +35,7 @@ from tapweight.data.batches import ResumableBatches
 from tapweight.downstream.finetuning import evaluate
 from tapweight.downstream.heads import TaskModel, batch_targets, task_loss
 from tapweight.errors import ConfigError, TrainingError
+from tapweight.models.base import as_encoder
 from tapweight.result import Cost, TrajectoryPoint, WeightingResult
 from tapweight.training import buffers_kept, to_device
 
@@ -49,9 +50,10 @@ def _cosine(a: Grads, b: Grads) -> float:
     pairs = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None]
     if not pairs:
         return 0.0
-    dot = sum((x * y).sum() for x, y in pairs)
-    norm_a = torch.sqrt(sum((x * x).sum() for x, _ in pairs))
-    norm_b = torch.sqrt(sum((y * y).sum() for _, y in pairs))
+    zero = pairs[0][0].new_zeros(())  # a tensor start, so each sum is a tensor (0 + t is t)
+    dot = sum(((x * y).sum() for x, y in pairs), zero)
+    norm_a = torch.sqrt(sum(((x * x).sum() for x, _ in pairs), zero))
+    norm_b = torch.sqrt(sum(((y * y).sum() for _, y in pairs), zero))
     return float(dot / (norm_a * norm_b + 1e-8))
 
 
@@ -93,7 +95,9 @@ class _TaskWeights:
         cosines = [_cosine(dev_grads, g[:shared]) for g in grads]
         self.meta_grad -= torch.tensor(cosines[1 - self.offset :]) / self.accum
         for i, param in enumerate(params):
-            terms = [w * g[i] for w, g in zip(mix, grads, strict=True) if g[i] is not None]
+            terms = [
+                w * grad for w, g in zip(mix, grads, strict=True) if (grad := g[i]) is not None
+            ]
             if terms:
                 added = torch.stack(terms).sum(0) / self.accum
                 param.grad = added if param.grad is None else param.grad + added
@@ -179,7 +183,7 @@ class MetaTartan(Strategy):
         A fresh head measures what the current features already offer the end task, free of
         the jointly trained head's own drift (the paper's dev head)."""
         with torch.no_grad(), buffers_kept(model):  # a dev batch must not move BatchNorm stats
-            features = model.encoder.embed(batch)
+            features = as_encoder(model.encoder).embed(batch)
         y, mask = self._targets(model, batch)
         head = _dev_head(features.shape[-1], model.head.out_features, self.dev_head_dropout)
         head = head.to(features.device).train()
@@ -203,7 +207,7 @@ class MetaTartan(Strategy):
         """``∇_encoder L_dev`` through the fitted (fixed) head on a fresh validation sample,
         and the dev loss; the pass leaves the model's buffers as they were."""
         with buffers_kept(model):
-            features = model.encoder.embed(batch)
+            features = as_encoder(model.encoder).embed(batch)
         y, mask = self._targets(model, batch)
         dev_loss = task_loss(model.task_type, head(features), y, mask)
         params = list(model.encoder.parameters())

@@ -32,6 +32,7 @@ from baselines.base import Budget, ProgressCallback, Strategy
 from tapweight.components import Components
 from tapweight.data.batches import ResumableBatches
 from tapweight.errors import ConfigError
+from tapweight.objectives.base import Objectives
 from tapweight.pretrain import pretrain_descend
 from tapweight.result import Cost, TrajectoryPoint, WeightingResult
 from tapweight.training import to_device
@@ -176,7 +177,7 @@ class Mometas(Strategy):
     @staticmethod
     @torch.no_grad()
     def _heldout_losses(
-        encoder: nn.Module, objectives: nn.ModuleList, batches: list[list], seed: int
+        encoder: nn.Module, objectives: Objectives, batches: list[list], seed: int
     ) -> list[float]:
         """Mean loss of each objective on its own batches, in eval mode (no buffer moves), with
         corruption drawn from ``seed`` in a forked RNG."""
@@ -205,7 +206,8 @@ class Mometas(Strategy):
         heldout = self._draw(pool, parts, config, draws, len(names))
         batches = ResumableBatches(train, config.batch_size, self.seed, parts.corpus_collate)
         policy = _Policy(len(names), self.policy_lr, self.entropy_coef, self.seed)
-        fresh, trajectory, previous = self.heldout_draw == "fresh", list[TrajectoryPoint](), []
+        fresh, trajectory = self.heldout_draw == "fresh", list[TrajectoryPoint]()
+        previous: list[float] = []
         bar = tqdm(
             range(steps + 1), "mometas", disable=None if config.progress else True, leave=False
         )

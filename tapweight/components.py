@@ -20,6 +20,7 @@ from tapweight.downstream.task import DownstreamTask
 from tapweight.errors import ConfigError
 
 if TYPE_CHECKING:
+    from tapweight.objectives import Objectives
     from tapweight.pretrain import PretrainConfig
 
 __all__ = ["Components", "build_components", "TASK_CORPUS"]
@@ -31,7 +32,7 @@ TASK_CORPUS = "task"
 @dataclass
 class Components:
     encoder: nn.Module
-    objectives: nn.ModuleList
+    objectives: Objectives
     corpus: Any
     corpus_collate: Callable | None
     task: DownstreamTask
@@ -78,7 +79,8 @@ def _molecule_corpus(corpus: str, task: DownstreamTask, data_dir, max_corpus, se
 def _text_corpus(corpus: str, text_task, tokenizer, data_dir, max_corpus, seed, max_length):
     import numpy as np
 
-    from tapweight.data.text import load_text_task, tokenize_texts
+    from tapweight.data.text_tasks import load_text_task
+    from tapweight.data.tokenized import tokenize_texts
 
     source = text_task if corpus == TASK_CORPUS else load_text_task(corpus, data_dir, seed)
     texts = source.unlabeled
@@ -106,7 +108,7 @@ def build_components(
     ``encoder_options`` size a molecule encoder (``num_layers``, ``emb_dim``).
     """
     from tapweight.models.registry import build_encoder, encoder_domain
-    from tapweight.objectives import build_objectives
+    from tapweight.objectives import Objectives, build_objectives
 
     info = get_dataset_info(dataset)
     if info.kind != "labeled":
@@ -122,11 +124,12 @@ def build_components(
 
         task = DownstreamTask.from_molecules(MoleculeDataset(dataset, data_dir), split, seed)  # type: ignore[arg-type]
         if not objectives:
-            return Components(model, nn.ModuleList(), None, None, task, domain)
+            return Components(model, Objectives(), None, None, task, domain)
         built = build_objectives(objectives, model, domain)
         unlabeled = _molecule_corpus(corpus, task, data_dir, max_corpus, seed)
         return Components(model, built, unlabeled, None, task, domain)
-    from tapweight.data.text import load_text_task, text_collate
+    from tapweight.data.text_tasks import load_text_task
+    from tapweight.data.tokenized import text_collate
     from tapweight.models.text import load_tokenizer
 
     tokenizer = load_tokenizer("minilm" if encoder == "tiny-bert" else encoder)
@@ -134,7 +137,7 @@ def build_components(
     task = DownstreamTask.from_text(text_task, tokenizer, max_length)
     collate = text_collate(tokenizer)
     if not objectives:
-        return Components(model, nn.ModuleList(), None, collate, task, domain, tokenizer)
+        return Components(model, Objectives(), None, collate, task, domain, tokenizer)
     built = build_objectives(objectives, model, domain, tokenizer)
     unlabeled = _text_corpus(corpus, text_task, tokenizer, data_dir, max_corpus, seed, max_length)
     return Components(model, built, unlabeled, collate, task, domain, tokenizer)

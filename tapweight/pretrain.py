@@ -7,9 +7,9 @@ protocol that retrains every strategy's weights; TapWeight's bottom level uses t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,7 +19,10 @@ from tqdm.auto import tqdm
 from tapweight.budget import pretrain_step_taken
 from tapweight.data.batches import ResumableBatches
 from tapweight.errors import ConfigError
-from tapweight.training import descend, to_device
+from tapweight.training import build_optimizer, descend, to_device
+
+if TYPE_CHECKING:
+    from tapweight.objectives.base import Objectives
 
 __all__ = [
     "PretrainConfig",
@@ -44,11 +47,9 @@ class PretrainConfig(BaseModel):
     device: str = "cpu"
     progress: bool = True
 
-    def make_optimizer(self, params) -> torch.optim.Optimizer:
+    def make_optimizer(self, params: Iterable[Tensor]) -> torch.optim.Optimizer:
         """The optimizer every continued-pretraining loop uses (SGD with momentum 0.9, or Adam)."""
-        if self.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=self.lr, momentum=0.9)
-        return torch.optim.Adam(params, lr=self.lr)
+        return build_optimizer(self.optimizer, params, self.lr, momentum=0.9)
 
 
 @dataclass
@@ -70,7 +71,7 @@ def normalize_weights(weights: Sequence[float], count: int) -> list[float]:
 
 
 def weighted_loss(
-    encoder: nn.Module, objectives: nn.ModuleList, weights: Tensor | Sequence[float], batch: Any
+    encoder: nn.Module, objectives: Objectives, weights: Tensor | Sequence[float], batch: Any
 ) -> tuple[Tensor, dict[str, float]]:
     """``sum_i w_i L_i`` over objectives with a non-zero weight, plus each ``L_i`` as a float."""
     total = None
@@ -95,7 +96,7 @@ def pretrain_descend(
 
 def continued_pretrain(
     encoder: nn.Module,
-    objectives: nn.ModuleList,
+    objectives: Objectives,
     weights: Sequence[float],
     corpus: Any,
     config: PretrainConfig | None = None,

@@ -1,17 +1,41 @@
-"""What every training loop here shares: moving a batch, one guarded descent step, and passes
-that must leave a model's state as it was."""
+"""What every training loop here shares: its optimizer, moving a batch, one guarded descent step,
+and passes that must leave a model's state as it was."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from tapweight.errors import TrainingError
 
-__all__ = ["buffers_kept", "descend", "to_device"]
+__all__ = ["OptimizerName", "build_optimizer", "buffers_kept", "descend", "to_device"]
+
+OptimizerName = Literal["sgd", "adam", "adamw"]
+
+
+def build_optimizer(
+    name: OptimizerName,
+    params: Iterable[Tensor],
+    lr: float,
+    *,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    adam_eps: float = 1e-8,
+) -> torch.optim.Optimizer:
+    """The optimizer of every loop here (continued pretraining, finetuning, TapWeight's levels),
+    so one setting name means the same update everywhere.
+
+    ``momentum`` applies to SGD only and ``adam_eps`` to Adam and AdamW only; ``weight_decay``
+    is L2 in the gradient for SGD and Adam, decoupled for AdamW (as in torch).
+    """
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    adam = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
+    return adam(params, lr=lr, weight_decay=weight_decay, eps=adam_eps)
 
 
 def to_device(batch, device: str | torch.device):

@@ -3,7 +3,8 @@ hypergradients."""
 
 from __future__ import annotations
 
+from tapweight.core.checkpoint import CHECKPOINT_NAME
 from tapweight.core.config import HYPERGRADIENTS, TapWeightConfig
-from tapweight.core.runner import CHECKPOINT_NAME, TapWeight
+from tapweight.core.runner import TapWeight
 
 __all__ = ["CHECKPOINT_NAME", "HYPERGRADIENTS", "TapWeight", "TapWeightConfig"]

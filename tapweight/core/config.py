@@ -1,6 +1,7 @@
 """TapWeight settings, with the defaults of the authors' code (github ruz048/TapWeight).
 
-:meth:`TapWeightConfig.for_task` is the one place the per-domain and per-task defaults live.
+:meth:`TapWeightConfig.for_task` is the one place the per-domain and per-task defaults live, and
+:meth:`TapWeightConfig.for_run` the one place a run's length sets how often it records.
 Molecules follow ``molreweight/reweight.py`` and its launch scripts ``reweight_cls.sh`` /
 ``reweight_reg.sh``; text follows ``nlureweight/main_roberta.py``, ``nlureweight/utils.py`` and
 ``nlureweight/main.sh``. Each default below names the line it comes from; where we differ, the
@@ -10,11 +11,11 @@ iterations, so a CPU run finishes in minutes.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tapweight.errors import ConfigError
+from tapweight.errors import ConfigError, describe_validation_error
 
 __all__ = ["TapWeightConfig", "HYPERGRADIENTS", "RESUMABLE_FIELDS"]
 
@@ -80,9 +81,7 @@ class TapWeightConfig(BaseModel):
         0.01, gt=0, description="reweight_cls.sh: 0.01; reweight_reg.sh: 0.001"
     )
     reweight_optimizer: Literal["sgd", "adam"] = "sgd"
-    reweight_lr: float = Field(
-        200.0, gt=0, description="reweight_cls.sh: 200; reweight_reg.sh: 10"
-    )
+    reweight_lr: float = Field(200.0, gt=0, description="reweight_cls.sh: 200; reweight_reg.sh: 10")
     momentum: float = Field(
         0.9, ge=0, lt=1,
         description="SGD momentum of the pretrain and finetune levels (reweight.py:92, "
@@ -154,12 +153,9 @@ class TapWeightConfig(BaseModel):
         try:
             return cls(**settings)
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'config'}: "
-                f"{e['msg'].removeprefix('Value error, ')}"
-                for e in error.errors()
-            )
-            raise ConfigError(f"invalid TapWeight config: {problems}") from None
+            raise ConfigError(
+                f"invalid TapWeight config: {describe_validation_error(error)}"
+            ) from None
 
     @classmethod
     def for_task(cls, domain: str, task_type: str, **overrides) -> TapWeightConfig:
@@ -189,3 +185,25 @@ class TapWeightConfig(BaseModel):
         else:
             defaults = {}  # the field defaults are reweight_cls.sh's
         return cls.parse(**{**defaults, **overrides})
+
+    @classmethod
+    def for_run(
+        cls,
+        domain: str,
+        task_type: str,
+        *,
+        iterations: int,
+        record_every: int | None = None,
+        **overrides: Any,
+    ) -> TapWeightConfig:
+        """:meth:`for_task` for a run of ``iterations`` steps that records its trajectory and
+        writes its checkpoint every ``record_every`` steps (None: ten times per run), so the
+        CLI, the demo and the strategy size a run alike; ``overrides`` win over all of it.
+
+        Example:
+            >>> TapWeightConfig.for_run("molecule", "classification", iterations=200).valid_every
+            20
+        """
+        every = record_every if record_every is not None else max(1, iterations // 10)
+        run = {"iterations": iterations, "valid_every": every, "checkpoint_every": every}
+        return cls.for_task(domain, task_type, **{**run, **overrides})

@@ -26,6 +26,7 @@ from tapweight.data.batches import ResumableBatches
 from tapweight.downstream.finetuning import ProximalKind, proximal_term
 from tapweight.downstream.heads import TaskModel
 from tapweight.errors import TrainingError
+from tapweight.objectives.base import Objectives
 from tapweight.pretrain import weighted_loss
 from tapweight.training import buffers_kept, to_device
 
@@ -56,7 +57,7 @@ class ObjectiveLogits(nn.Module):
 class PretrainModel(nn.Module):
     """The encoder under continued pretraining together with its objectives' heads."""
 
-    def __init__(self, encoder: nn.Module, objectives: nn.ModuleList) -> None:
+    def __init__(self, encoder: nn.Module, objectives: Objectives) -> None:
         super().__init__()
         self.encoder, self.objectives = encoder, objectives
 
@@ -97,7 +98,7 @@ class Level(ImplicitProblem):
         name: str,
         module: nn.Module,
         optimizer: torch.optim.Optimizer,
-        batches: ResumableBatches | None,
+        batches: ResumableBatches,
         settings: Config,
         seed: int,
         autocast_bf16: bool = False,
@@ -192,7 +193,7 @@ class Finetune(Level):
 class JointModel(nn.Module):
     """TapWeight-BLO's single model: task model (encoder + head) plus the objectives' heads."""
 
-    def __init__(self, task_model: TaskModel, objectives: nn.ModuleList) -> None:
+    def __init__(self, task_model: TaskModel, objectives: Objectives) -> None:
         super().__init__()
         self.task_model, self.objectives = task_model, objectives
 

@@ -1,30 +1,20 @@
-"""The TapWeight runner: builds the levels, drives betty's engine, records and checkpoints.
+"""The TapWeight runner: drives betty's engine over the level graph, records the trajectory,
+checkpoints, and hands back the result.
 
-Three levels (Zhang, Somayajula, Xie, TMLR 2025)::
-
-    reweight  (top)    logits, λ = softmax(logits); loss = validation loss of the finetuned model
-    finetune  (middle) copy of the encoder + task head; loss = task loss + lam·‖θ_ft − θ_pt‖²
-    pretrain  (bottom) encoder + objective heads; loss = Σ λᵢ·Lᵢ on unlabeled data
-
-with ``u2l = {reweight: [pretrain]}`` and ``l2u = {pretrain: [finetune], finetune: [reweight]}``.
-The ``blo`` mode is the bi-level ablation: one model on Σ λᵢ·Lᵢ + task loss under ``reweight``.
-
-Betty has no checkpointing; :class:`TapWeight` saves the whole state (modules, optimizers,
-λ, step, batch positions, RNG states, trajectory) atomically and resumes from it exactly.
+The levels themselves are built in :mod:`tapweight.core.level_graph`; checkpoints are written
+and restored by :mod:`tapweight.core.checkpoint`, so a run can stop anywhere and resume exactly.
 """
 
 from __future__ import annotations
 
 import copy
-import logging
 import os
-import random
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,40 +23,26 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
 from tapweight.core import compat, hypergradient
-from tapweight.core.config import RESUMABLE_FIELDS, TapWeightConfig
-from tapweight.core.problems import (
-    Finetune,
-    Joint,
-    JointModel,
-    Level,
-    ObjectiveLogits,
-    Pretrain,
-    PretrainModel,
-    Proximal,
-    Reweight,
+from tapweight.core.checkpoint import (
+    CHECKPOINT_NAME,
+    checkpoint_state,
+    load_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
 )
-from tapweight.data.batches import ResumableBatches
+from tapweight.core.config import TapWeightConfig
+from tapweight.core.level_graph import build_level_graph
+from tapweight.core.problems import ObjectiveLogits
 from tapweight.downstream.finetuning import evaluate
-from tapweight.downstream.heads import TaskModel
 from tapweight.downstream.task import DownstreamTask
 from tapweight.errors import ConfigError, TrainingError
+from tapweight.objectives.base import Objectives
 from tapweight.result import Cost, TrajectoryPoint, WeightingResult
 
+if TYPE_CHECKING:
+    from betty.engine import Engine
+
 __all__ = ["TapWeight", "CHECKPOINT_NAME"]
-
-CHECKPOINT_NAME = "tapweight-checkpoint.pt"
-_CHECKPOINT_VERSION = 2
-
-
-def _optimizer(
-    kind: str, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
-    adam_eps: float = 1e-8,
-) -> torch.optim.Optimizer:  # fmt: skip
-    if kind == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    cls = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
-    return cls(params, lr=lr, weight_decay=weight_decay, eps=adam_eps)
-
 
 SECOND_ORDER = ("exact", "neumann", "cg")
 """Hypergradients that differentiate through a backward pass (darts and sama do not)."""
@@ -100,7 +76,7 @@ class TapWeight:
     def __init__(
         self,
         encoder: nn.Module,
-        objectives: nn.ModuleList,
+        objectives: Objectives,
         corpus: Any,
         task: DownstreamTask,
         config: TapWeightConfig | None = None,
@@ -120,197 +96,14 @@ class TapWeight:
         if cfg.deterministic:
             torch.set_num_threads(1)
         torch.manual_seed(cfg.seed)
-        mean, std = task.train_target_stats() if task.task_type == "regression" else (None, None)
-        objectives = copy.deepcopy(objectives)
         self.logits = ObjectiveLogits(len(objectives))
-        batches = ResumableBatches(corpus, cfg.pretrain_batch_size, cfg.seed, corpus_collate)
-        train = ResumableBatches(task.train, cfg.finetune_batch_size, cfg.seed + 1, task.collate)
-        valid = ResumableBatches(task.valid, cfg.valid_batch_size, cfg.seed + 2, task.collate)
-        self.levels = self._build_levels(encoder, objectives, batches, train, valid, mean, std)
-
-    # -- construction -------------------------------------------------------------------------
-    def _settings(self, unroll_steps: int = 1, warmup_steps: int = 0):
-        from betty.configs import Config
-
-        cfg = self.config
-        kind = cfg.hypergradient
-        if cfg.structured_hypergradient and kind in hypergradient.STRUCTURED:
-            kind = f"structured_{kind}"
-        return Config(
-            type=kind, unroll_steps=unroll_steps, darts_alpha=cfg.darts_alpha,
-            warmup_steps=warmup_steps,
-        )  # fmt: skip
-
-    def _level_optimizer(self, level: str, module: nn.Module) -> torch.optim.Optimizer:
-        cfg = self.config
-        if level == "reweight":
-            return _optimizer(
-                cfg.reweight_optimizer, module.parameters(), cfg.reweight_lr,
-                weight_decay=cfg.reweight_weight_decay, adam_eps=cfg.adam_eps,
-            )  # fmt: skip
-        kind, lr = (
-            (cfg.finetune_optimizer, cfg.finetune_lr)
-            if level == "finetune"
-            else (cfg.pretrain_optimizer, cfg.pretrain_lr)
+        self.graph = build_level_graph(
+            cfg, encoder, copy.deepcopy(objectives), self.logits, corpus, corpus_collate, task
         )
-        return _optimizer(
-            kind, module.parameters(), lr, cfg.momentum, cfg.weight_decay, cfg.adam_eps
-        )
+        self.levels, self.downstream = self.graph.levels, self.graph.downstream
 
-    def _build_levels(
-        self, encoder, objectives, batches, train, valid, mean, std
-    ) -> dict[str, Level]:
-        cfg = self.config
-        common = {
-            "seed": cfg.seed,
-            "autocast_bf16": cfg.precision == "bf16",
-            "lr_step": (cfg.lr_step_size, cfg.lr_gamma) if cfg.lr_step_size else None,
-        }
-        weights = self.logits.weights
-        task_model = TaskModel(
-            copy.deepcopy(encoder), self.task.task_type, self.task.num_outputs, mean, std
-        )
-        proximal = None
-        if cfg.mode == "blo":
-            joint_model = JointModel(task_model, objectives)
-            lower = Joint(
-                "joint", joint_model, self._level_optimizer("pretrain", joint_model), batches,
-                self._settings(cfg.hypergradient_every, cfg.warmup_steps),
-                weights=weights, task_batches=train, **common,
-            )  # fmt: skip
-            levels: dict[str, Level] = {"joint": lower}
-            downstream = lambda: joint_model.task_model  # noqa: E731
-        else:
-            pretrain_model = PretrainModel(copy.deepcopy(encoder), objectives)
-            proximal = Proximal(
-                lambda: task_model.encoder, lambda: pretrain_model.encoder, cfg.lam,
-                cfg.proximal, cfg.prox_normalize,
-            )  # fmt: skip
-            levels = {
-                "pretrain": Pretrain(
-                    "pretrain", pretrain_model, self._level_optimizer("pretrain", pretrain_model),
-                    batches, self._settings(cfg.unroll_steps), weights=weights, **common,
-                ),
-                "finetune": Finetune(
-                    "finetune", task_model, self._level_optimizer("finetune", task_model), train,
-                    self._settings(cfg.hypergradient_every, cfg.warmup_steps),
-                    proximal=proximal, **common,
-                ),
-            }  # fmt: skip
-            downstream = lambda: task_model  # noqa: E731
-        levels["reweight"] = Reweight(
-            "reweight", self.logits, self._level_optimizer("reweight", self.logits), valid,
-            self._settings(), downstream=downstream,
-            proximal=proximal if cfg.reweight_includes_proximal else None, **common,
-        )  # fmt: skip
-        self.downstream = downstream
-        self.encoder_under_training = (
-            (lambda: joint_model.task_model.encoder)
-            if cfg.mode == "blo"
-            else (lambda: pretrain_model.encoder)
-        )
-        return levels
-
-    def _engine(self):
-        from betty.configs import EngineConfig
-        from betty.engine import Engine
-        from betty.logging.logger_base import get_logger
-
-        get_logger().setLevel(logging.WARNING)  # betty prints its level graph at INFO
-        cfg = self.config
-        strategy = "gpu" if cfg.device.startswith("cuda") else "cpu"
-        if cfg.mode == "blo":
-            joint, reweight = self.levels["joint"], self.levels["reweight"]
-            dependencies = {"u2l": {reweight: [joint]}, "l2u": {joint: [reweight]}}
-        else:
-            pretrain, finetune, reweight = (
-                self.levels[k] for k in ("pretrain", "finetune", "reweight")
-            )
-            # With the proximal term in the upper loss, λ also gets its direct gradient through
-            # the pretrained encoder (main_roberta.py:542); else the molecule graph (:573).
-            direct = [reweight] if cfg.reweight_includes_proximal else []
-            dependencies = {
-                "u2l": {reweight: [pretrain]},
-                "l2u": {pretrain: [finetune, *direct], finetune: [reweight]},
-            }
-        config = EngineConfig(
-            train_iters=cfg.iterations, valid_step=cfg.iterations + 1, strategy=strategy
-        )
-        return Engine(problems=list(self.levels.values()), config=config, dependencies=dependencies)
-
-    # -- checkpoints --------------------------------------------------------------------------
-    def _state(
-        self, step: int, trajectory: list[TrajectoryPoint], elapsed: float
-    ) -> dict[str, Any]:
-        levels = {}
-        for name, level in self.levels.items():
-            levels[name] = {
-                "module": level.module.state_dict(),
-                "optimizer": level.optimizer.state_dict(),
-                "scheduler": level.scheduler.state_dict() if level.scheduler else None,
-                "count": level._count,
-                "passes": level.passes,
-                "batches": level.batches.state_dict(),
-            }
-            if isinstance(level, Joint):
-                levels[name]["task_batches"] = level.task_batches.state_dict()
-        return {
-            "version": _CHECKPOINT_VERSION,
-            "config": self.config.model_dump(),
-            "objectives": self.objective_names,
-            "task": self.task.name,
-            "step": step,
-            "levels": levels,
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "numpy": np.random.get_state(),
-                "python": random.getstate(),
-            },
-            "trajectory": [p.model_dump() for p in trajectory],
-            "elapsed": elapsed,
-        }
-
-    def _save(self, state: dict[str, Any]) -> None:
-        assert self.checkpoint_path is not None
-        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.checkpoint_path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.checkpoint_path)
-
-    def _check_compatible(self, state: dict[str, Any]) -> None:
-        saved, current = state["config"], self.config.model_dump()
-        for field, value in current.items():
-            if field not in RESUMABLE_FIELDS and saved.get(field) != value:
-                raise ConfigError(
-                    f"cannot resume {self.checkpoint_path}: it was made with {field}="
-                    f"{saved.get(field)!r}, this run has {field}={value!r}"
-                )
-        for what, now in (("objectives", self.objective_names), ("task", self.task.name)):
-            if state[what] != now:
-                raise ConfigError(
-                    f"cannot resume {self.checkpoint_path}: it was made for {what} "
-                    f"{state[what]!r}, this run uses {now!r}"
-                )
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        self._check_compatible(state)
-        for name, level in self.levels.items():
-            saved = state["levels"][name]
-            level.module.load_state_dict(saved["module"])
-            level.optimizer.load_state_dict(saved["optimizer"])
-            if level.scheduler is not None:
-                level.scheduler.load_state_dict(saved["scheduler"])
-            level._count, level.passes = saved["count"], saved["passes"]
-            level.batches.load_state_dict(saved["batches"])
-            if isinstance(level, Joint):
-                level.task_batches.load_state_dict(saved["task_batches"])
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
-        if rng["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
+    def _engine(self) -> Engine:
+        return self.graph.engine(self.config)
 
     # -- running ------------------------------------------------------------------------------
     def _record(self, step: int, sums: dict[str, list[float]]) -> TrajectoryPoint:
@@ -340,8 +133,10 @@ class TapWeight:
         engine = self._engine()
         start, trajectory, elapsed = 0, [], 0.0
         if resume and self.checkpoint_path and self.checkpoint_path.is_file():
-            state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
-            self._restore(state)
+            state = load_checkpoint(self.checkpoint_path)
+            restore_checkpoint(
+                state, self.levels, cfg, self.objective_names, self.task.name, self.checkpoint_path
+            )
             start, elapsed = state["step"], state["elapsed"]
             trajectory = [TrajectoryPoint.model_validate(p) for p in state["trajectory"]]
         if start >= cfg.iterations:
@@ -386,7 +181,11 @@ class TapWeight:
             if self.checkpoint_path and (
                 step % cfg.checkpoint_every == 0 or step == cfg.iterations
             ):
-                self._save(self._state(step, trajectory, time.perf_counter() - began))
+                state = checkpoint_state(
+                    self.levels, cfg, self.objective_names, self.task.name, step, trajectory,
+                    time.perf_counter() - began,
+                )  # fmt: skip
+                save_checkpoint(state, self.checkpoint_path)
         return self._result(trajectory, time.perf_counter() - began)
 
     def _result(self, trajectory: list[TrajectoryPoint], wall_clock: float) -> WeightingResult:
@@ -413,5 +212,5 @@ class TapWeight:
             ),
             native_scores={f"valid_{metric}": valid[metric]},
             settings=self.config.model_dump(),
-            encoder=self.encoder_under_training(),
+            encoder=self.graph.encoder_under_training(),
         )

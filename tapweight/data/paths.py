@@ -117,9 +117,10 @@ def _locate(
     aliases: tuple[str, ...] = (),
 ) -> Path | None:
     root = resolve_data_dir(data_dir)
-    for folder in (folder_key, *aliases) if root is not None else ():
-        if found := _existing(root / folder, remote.name):
-            return found
+    if root is not None:
+        for folder in (folder_key, *aliases):
+            if found := _existing(root / folder, remote.name):
+                return found
     cached_folder = cache_dir() / "data" / folder_key
     if found := _existing(cached_folder, remote.name):
         _verify_pinned(found)

@@ -23,10 +23,15 @@ from tapweight.downstream.heads import TaskModel, batch_targets
 from tapweight.downstream.metrics import is_better, metrics_for, score
 from tapweight.downstream.task import DownstreamTask
 from tapweight.errors import TrainingError
-from tapweight.training import descend, to_device
+from tapweight.training import build_optimizer, descend, to_device
 
 __all__ = [
-    "FinetuneConfig", "FinetuneResult", "ProximalKind", "finetune", "evaluate", "proximal_term",
+    "FinetuneConfig",
+    "FinetuneResult",
+    "ProximalKind",
+    "finetune",
+    "evaluate",
+    "proximal_term",
 ]
 
 
@@ -112,15 +117,9 @@ def evaluate(
         ys.append(y.cpu().numpy())
         masks.append(mask.cpu().numpy())
         preds.append(model.predict(batch).float().cpu().numpy())
-    y, pred, mask = np.concatenate(ys), np.concatenate(preds), np.concatenate(masks)
-    return {name: score(name, y, pred, mask) for name in metrics}
-
-
-def _optimizer(config: FinetuneConfig, params) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
-    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
+    targets, predictions = np.concatenate(ys), np.concatenate(preds)
+    observed = np.concatenate(masks)
+    return {name: score(name, targets, predictions, observed) for name in metrics}
 
 
 def finetune(
@@ -156,7 +155,13 @@ def finetune(
     if config.prox_lam > 0:
         reference = copy.deepcopy(reference if reference is not None else encoder).to(device)
         reference.requires_grad_(False)
-    optimizer = _optimizer(config, model.parameters())
+    optimizer = build_optimizer(
+        config.optimizer,
+        model.parameters(),
+        config.lr,
+        weight_decay=config.weight_decay,
+        momentum=0.9,
+    )
     metrics = tuple(dict.fromkeys((task.metric, *metrics_for(task.task_type))))
     valid_loader = task.loader("valid", config.batch_size)
     best_state, best_score, best_epoch, stale = None, None, 0, 0

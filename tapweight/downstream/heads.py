@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tapweight.errors import ConfigError
+from tapweight.models.base import as_encoder
 
 __all__ = ["TaskModel", "batch_targets", "task_loss"]
 
@@ -46,6 +47,9 @@ class TaskModel(nn.Module):
         target_mean, target_std: train-split statistics for regression targets.
     """
 
+    target_mean: Tensor
+    target_std: Tensor
+
     def __init__(
         self,
         encoder: nn.Module,
@@ -56,7 +60,7 @@ class TaskModel(nn.Module):
     ) -> None:
         super().__init__()
         self.encoder, self.task_type = encoder, task_type
-        self.head = nn.Linear(encoder.out_dim, num_outputs)
+        self.head = nn.Linear(as_encoder(encoder).out_dim, num_outputs)
         self.register_buffer(
             "target_mean", torch.zeros(num_outputs) if target_mean is None else target_mean
         )
@@ -66,7 +70,7 @@ class TaskModel(nn.Module):
 
     def forward(self, batch) -> Tensor:
         """Raw head output: logits, class scores or standardized regression values."""
-        return self.head(self.encoder.embed(batch))
+        return self.head(as_encoder(self.encoder).embed(batch))
 
     def loss(self, batch) -> Tensor:
         y, mask = batch_targets(batch)

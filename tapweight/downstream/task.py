@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,12 +64,20 @@ class DownstreamTask:
     ) -> DataLoader:
         return make_loader(getattr(self, split), batch_size, shuffle, seed, self.collate)
 
+    def size(self, split: str) -> int:
+        """Examples in ``split``; torch's Dataset type declares no ``__len__``, ours all have
+        one."""
+        data = getattr(self, split)
+        if not isinstance(data, Sized):
+            raise DataError(f"the {split} split of {self.name} has no length")
+        return len(data)
+
     def train_target_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and std of observed train targets per task (for regression standardization)."""
         if self.collate is None:
-            ys = torch.cat([self.train[i].y for i in range(len(self.train))])
+            ys = torch.cat([self.train[i].y for i in range(self.size("train"))])
         else:
-            ys = torch.tensor([float(self.train[i]["labels"]) for i in range(len(self.train))])[
+            ys = torch.tensor([float(self.train[i]["labels"]) for i in range(self.size("train"))])[
                 :, None
             ]
         mean = torch.nanmean(ys, dim=0)
@@ -100,8 +108,8 @@ class DownstreamTask:
 
     @classmethod
     def from_text(cls, task, tokenizer, max_length: int = 128) -> DownstreamTask:
-        """Tokenize a :class:`~tapweight.data.text.TextTask`."""
-        from tapweight.data.text import text_collate, tokenize_examples
+        """Tokenize a :class:`~tapweight.data.text_tasks.TextTask`."""
+        from tapweight.data.tokenized import text_collate, tokenize_examples
 
         return cls(
             name=task.key,

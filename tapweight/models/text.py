@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -59,15 +60,16 @@ class TextEncoder(nn.Module):
         self.model = model
 
     @property
-    def config(self):
+    def config(self) -> Any:
+        """The transformers config (its fields depend on the architecture)."""
         return self.model.config
 
     @property
     def out_dim(self) -> int:
-        return int(self.model.config.hidden_size)
+        return int(self.config.hidden_size)
 
     def __repr__(self) -> str:
-        cfg = self.model.config
+        cfg = self.config
         return (
             f"{type(self).__name__}({cfg.model_type}, layers={cfg.num_hidden_layers}, "
             f"hidden={cfg.hidden_size}, vocab={cfg.vocab_size})"

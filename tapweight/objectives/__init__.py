@@ -8,7 +8,7 @@ from torch import nn
 
 from tapweight.errors import ConfigError
 from tapweight.objectives.attr_mask import AttributeMasking
-from tapweight.objectives.base import Objective
+from tapweight.objectives.base import Objective, Objectives
 from tapweight.objectives.edge_pred import EdgePrediction
 from tapweight.objectives.graphcl import GraphCL
 from tapweight.objectives.mlm import MaskedLanguageModeling
@@ -24,6 +24,7 @@ __all__ = [
     "MaskedLanguageModeling",
     "MotifPrediction",
     "Objective",
+    "Objectives",
     "SentenceOrderPrediction",
     "SimCSE",
     "build_objectives",
@@ -50,7 +51,7 @@ def objective_names(domain: str | None = None) -> list[str]:
 
 def build_objectives(
     names: list[str], encoder: nn.Module, domain: str, tokenizer: Any = None
-) -> nn.ModuleList:
+) -> Objectives:
     """Instantiate objectives by name for ``encoder``; unknown or wrong-domain names are refused."""
     if not names:
         raise ConfigError("at least one objective is needed")
@@ -65,4 +66,4 @@ def build_objectives(
                 f"choose from {', '.join(objective_names(domain))}"
             )
         built.append(cls(encoder, tokenizer=tokenizer) if domain == "text" else cls(encoder))
-    return nn.ModuleList(built)
+    return Objectives(built)

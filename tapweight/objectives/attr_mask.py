@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tapweight.data.featurize import MASK_ATOM_INDEX
+from tapweight.models.base import as_encoder
 from tapweight.objectives.base import Objective
 from tapweight.objectives.graph_views import view_of
 
@@ -22,7 +23,7 @@ class AttributeMasking(Objective):
     def __init__(self, encoder: nn.Module, mask_rate: float = 0.15) -> None:
         super().__init__()
         self.mask_rate = mask_rate
-        self.head = nn.Linear(encoder.out_dim, MASK_ATOM_INDEX)
+        self.head = nn.Linear(as_encoder(encoder).out_dim, MASK_ATOM_INDEX)
 
     def loss(self, encoder: nn.Module, batch) -> Tensor:
         view = view_of(batch)

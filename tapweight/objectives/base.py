@@ -9,11 +9,12 @@ interface, which keeps them domain-agnostic.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from collections.abc import Iterator
+from typing import Any, ClassVar, cast, overload
 
 from torch import Tensor, nn
 
-__all__ = ["Objective"]
+__all__ = ["Objective", "Objectives"]
 
 
 class Objective(nn.Module, ABC):
@@ -36,3 +37,21 @@ class Objective(nn.Module, ABC):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}"
+
+
+class Objectives(nn.ModuleList):
+    """The objectives of a run, registered as submodules; iterating or indexing yields
+    :class:`Objective`s, where a plain ``ModuleList`` tells the type checker only "modules"."""
+
+    def __iter__(self) -> Iterator[Objective]:
+        return (cast(Objective, module) for module in super().__iter__())
+
+    @overload
+    def __getitem__(self, index: slice) -> Objectives: ...
+
+    @overload
+    def __getitem__(self, index: int) -> Objective: ...
+
+    def __getitem__(self, index: int | slice) -> Objective | Objectives:
+        item = super().__getitem__(index)
+        return cast(Objectives, item) if isinstance(index, slice) else cast(Objective, item)

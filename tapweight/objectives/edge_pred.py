@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tapweight.models.base import as_encoder
 from tapweight.objectives.base import Objective
 
 __all__ = ["EdgePrediction", "negative_pairs"]
@@ -38,7 +39,8 @@ class EdgePrediction(Objective):
     def __init__(self, encoder: nn.Module, max_edges: int = 512) -> None:
         super().__init__()
         self.max_edges = max_edges
-        self.head = nn.Linear(encoder.out_dim, encoder.out_dim)
+        width = as_encoder(encoder).out_dim
+        self.head = nn.Linear(width, width)
 
     def loss(self, encoder: nn.Module, batch) -> Tensor:
         states = self.head(encoder(batch))

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import global_mean_pool
 
 from tapweight.errors import ConfigError
+from tapweight.models.base import as_encoder
 from tapweight.objectives.base import Objective
 from tapweight.objectives.graph_views import AUGMENTATIONS, view_of
 
@@ -41,7 +42,7 @@ class GraphCL(Objective):
                 f"unknown augmentation(s) {unknown}; choose from {list(AUGMENTATIONS)}"
             )
         self.augmentations, self.rate, self.temperature = augmentations, rate, temperature
-        dim = encoder.out_dim
+        dim = as_encoder(encoder).out_dim
         self.head = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim))
 
     def _embed(self, encoder: nn.Module, view) -> Tensor:

@@ -17,6 +17,7 @@ class MaskedLanguageModeling(Objective):
 
     name = "mlm"
     domain = "text"
+    special_ids: Tensor
 
     def __init__(self, encoder: nn.Module, tokenizer=None, mlm_probability: float = 0.15) -> None:
         super().__init__()

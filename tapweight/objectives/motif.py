@@ -12,6 +12,7 @@ from torch_geometric.nn import global_mean_pool
 
 from tapweight.data.featurize import NUM_MOTIFS
 from tapweight.errors import ConfigError
+from tapweight.models.base import as_encoder
 from tapweight.objectives.base import Objective
 
 __all__ = ["MotifPrediction"]
@@ -25,7 +26,7 @@ class MotifPrediction(Objective):
 
     def __init__(self, encoder: nn.Module) -> None:
         super().__init__()
-        self.head = nn.Linear(encoder.out_dim, NUM_MOTIFS)
+        self.head = nn.Linear(as_encoder(encoder).out_dim, NUM_MOTIFS)
 
     def loss(self, encoder: nn.Module, batch) -> Tensor:
         motifs = getattr(batch, "motifs", None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from tapweight.models.base import as_encoder
 from tapweight.objectives.base import Objective
 from tapweight.objectives.graphcl import nt_xent
 
@@ -19,9 +20,10 @@ class SimCSE(Objective):
     def __init__(self, encoder: nn.Module, tokenizer=None, temperature: float = 0.05) -> None:
         super().__init__()
         self.temperature = temperature
-        dim = encoder.out_dim
+        dim = as_encoder(encoder).out_dim
         self.head = nn.Sequential(nn.Linear(dim, dim), nn.Tanh())
 
     def loss(self, encoder: nn.Module, batch: dict[str, Tensor]) -> Tensor:
-        first, second = self.head(encoder.embed(batch)), self.head(encoder.embed(batch))
+        embed = as_encoder(encoder).embed
+        first, second = self.head(embed(batch)), self.head(embed(batch))
         return nt_xent(first, second, self.temperature)

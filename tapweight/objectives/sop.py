@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tapweight.errors import ConfigError
+from tapweight.models.base import as_encoder
 from tapweight.objectives.base import Objective
 
 __all__ = ["SentenceOrderPrediction"]
@@ -26,7 +27,7 @@ class SentenceOrderPrediction(Objective):
             raise ConfigError("the sop objective needs the encoder's tokenizer")
         self.cls_id, self.sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
         self.pad_id = tokenizer.pad_token_id
-        self.head = nn.Linear(encoder.out_dim, 2)
+        self.head = nn.Linear(as_encoder(encoder).out_dim, 2)
 
     def _pairs(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], Tensor] | None:
         rows, types, labels = [], [], []

@@ -15,7 +15,7 @@ from baselines.base import Budget
 from baselines.luo import Luo, policy_step
 from tapweight.components import Components
 from tapweight.errors import ConfigError
-from tapweight.objectives.base import Objective
+from tapweight.objectives.base import Objective, Objectives
 from tapweight.pretrain import PretrainConfig
 from tapweight.result import WeightingResult
 from tests.core.synthetic import Rows, make_problem
@@ -79,7 +79,7 @@ def agnostic_problem(dim: int = 8, size: int = 512) -> Components:
     task = make_problem(dim=dim)[3]  # unused by the agnostic variant
     corpus = Rows(x=x, signal=x @ (w / w.norm()))
     return Components(
-        encoder, nn.ModuleList([Learnable(), Noise()]), corpus, default_collate, task, "synthetic"
+        encoder, Objectives([Learnable(), Noise()]), corpus, default_collate, task, "synthetic"
     )
 
 

@@ -17,7 +17,7 @@ from baselines.mometas import Mometas, _Policy, reward
 from tapweight.components import Components
 from tapweight.downstream import DownstreamTask
 from tapweight.errors import ConfigError
-from tapweight.objectives.base import Objective
+from tapweight.objectives.base import Objective, Objectives
 from tapweight.pretrain import PretrainConfig
 from tapweight.result import WeightingResult
 
@@ -89,7 +89,7 @@ def synthetic(dim: int = 8, size: int = 512) -> Components:
     )
     torch.manual_seed(0)
     encoder = Encoder(dim)
-    objectives = nn.ModuleList([Learnable(encoder), Noise(encoder)])
+    objectives = Objectives([Learnable(encoder), Noise(encoder)])
     return Components(encoder, objectives, Rows(x=x, y=x @ w), default_collate, task, "synthetic")
 
 

@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import Dataset, default_collate
 
 from tapweight.downstream import DownstreamTask
-from tapweight.objectives.base import Objective
+from tapweight.objectives.base import Objective, Objectives
 
 
 class LinearEncoder(nn.Module):
@@ -78,7 +78,7 @@ def make_problem(dim: int = 8, corpus: int = 512, train: int = 16, valid: int = 
     targets = torch.stack([x @ w, x @ u, torch.randn(corpus, generator=g)], dim=1)
     torch.manual_seed(seed)
     encoder = LinearEncoder(dim)
-    objectives = nn.ModuleList(TargetObjective(encoder, c) for c in range(3))
+    objectives = Objectives(TargetObjective(encoder, c) for c in range(3))
     task = DownstreamTask(
         name="synthetic",
         task_type="regression",

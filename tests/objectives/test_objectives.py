@@ -30,7 +30,8 @@ def molecule_batches(data_dir):
 
 @pytest.fixture(scope="module")
 def text_batches(data_dir):
-    from tapweight.data.text import load_text_task, text_collate, tokenize_texts
+    from tapweight.data.text_tasks import load_text_task
+    from tapweight.data.tokenized import text_collate, tokenize_texts
     from tapweight.models import load_tokenizer
 
     tokenizer = load_tokenizer("minilm")
