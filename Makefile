@@ -50,8 +50,12 @@ bench-gpu: $(STAMP)
 	$(BIN)/python bench/tapweight_cost.py --domain text
 	$(BIN)/python bench/harness_comparison.py examples/text_all_strategies_gpu.yaml --local --workers 8 --out runs/bench-text-$$(date +%Y%m%d-%H%M%S)
 
+# Static checks CI runs before the tests: ruff (lint and format) and mypy (settings in
+# pyproject.toml; it checks tapweight, baselines, harness and service).
 lint: $(STAMP)
 	$(BIN)/ruff check tapweight baselines harness service tests bench
+	$(BIN)/ruff format --check tapweight baselines harness service tests bench
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache

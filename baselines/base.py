@@ -86,7 +86,7 @@ class Strategy(ABC):
 
     def check(self, parts: Components, budget: Budget) -> None:
         """Refuse impossible set-ups before any training starts."""
-        if self.requires_validation and len(parts.task.valid) == 0:
+        if self.requires_validation and parts.task.size("valid") == 0:
             raise ConfigError(
                 f"strategy {self.name!r} needs a labeled validation split; it is empty"
             )

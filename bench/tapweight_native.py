@@ -88,8 +88,11 @@ def uniform(dataset: str, seed: int, iterations: int) -> dict:
 
 def _job(job: tuple[str, str, int, int]) -> tuple[str, str, int, dict]:
     kind, dataset, seed, iterations = job
-    return kind, dataset, seed, (tapweight if kind == "tapweight" else uniform)(
-        dataset, seed, iterations
+    return (
+        kind,
+        dataset,
+        seed,
+        (tapweight if kind == "tapweight" else uniform)(dataset, seed, iterations),
     )
 
 
@@ -137,8 +140,14 @@ def main() -> None:
         "validation (TapWeight's native model is its last step). Validation only: the test "
         "split is the protocol's.\n\n"
         + table(
-            ["dataset", "TapWeight native valid", "uniform protocol valid", "final λ (mean)",
-             "TapWeight s"], rows,
+            [
+                "dataset",
+                "TapWeight native valid",
+                "uniform protocol valid",
+                "final λ (mean)",
+                "TapWeight s",
+            ],
+            rows,
         )  # fmt: skip
         + "\n\nλ trajectory (step: weights):\n\n"
         + "\n".join(trajectories)

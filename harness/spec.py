@@ -28,7 +28,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from baselines import REFERENCE_STRATEGY
 from tapweight.data.registry import Domain
 from tapweight.downstream.finetuning import FinetuneConfig
-from tapweight.errors import ConfigError, TapWeightError
+from tapweight.errors import ConfigError, TapWeightError, describe_validation_error
 from tapweight.pretrain import PretrainConfig
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
     "load_spec",
     "parse_spec",
     "validate_spec",
-    "describe_errors",
     "SCHEMA_PATH",
 ]
 
@@ -421,16 +420,6 @@ def _config_error_as_value(function, argument):
         raise ValueError(str(error)) from None
 
 
-def describe_errors(error: ValidationError) -> str:
-    """One line per problem, each starting with the field path (``strategies.1.settings: ...``)."""
-    lines = []
-    for item in error.errors():
-        message = item["msg"].removeprefix("Value error, ")
-        where = ".".join(str(part) for part in item["loc"])
-        lines.append(f"{where}: {message}" if where else message)
-    return "\n".join(lines)
-
-
 def validate_spec(data: Any, limits: SpecLimits | None = None) -> ExperimentSpec:
     """Validate a spec within ``limits`` (default :class:`SpecLimits`); raises pydantic's
     ValidationError, whose ``loc`` the service reports."""
@@ -444,7 +433,8 @@ def parse_spec(data: Any, limits: SpecLimits | None = None) -> ExperimentSpec:
     try:
         return validate_spec(data, limits)
     except ValidationError as error:
-        raise ConfigError("invalid experiment spec:\n" + describe_errors(error)) from None
+        message = describe_validation_error(error, separator="\n", unnamed=None)
+        raise ConfigError("invalid experiment spec:\n" + message) from None
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:

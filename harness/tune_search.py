@@ -39,10 +39,10 @@ class StrategySearcher(Searcher):
         self.weight_searcher = searcher  # not `.searcher`: Tune's wrappers use that name
         self.numbers: dict[str, int] = {}
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
         proposal = self.weight_searcher.ask()
         if proposal is None:
-            return Searcher.FINISHED
+            return Searcher.FINISHED  # type: ignore[return-value]  # Tune's own sentinel
         self.numbers[trial_id] = proposal.number
         return {"weights": proposal.weights, "number": proposal.number}
 
@@ -97,11 +97,13 @@ def search_outcome(results: ResultGrid) -> SearchOutcome:
     """The trials of a finished Tune search, in proposal order (also after a restore, when the
     searcher that ran them lives in the restored experiment)."""
     outcome = SearchOutcome()
-    for result in sorted(results, key=lambda r: r.config["number"]):
+    trials = [results[i] for i in range(len(results))]  # a ResultGrid is indexed, not iterable
+    configs = [trial.config or {} for trial in trials]
+    for config, result in sorted(zip(configs, trials, strict=True), key=lambda t: t[0]["number"]):
         score = _score(result.metrics) if result.error is None else None
         if score is None:
             outcome.stopped += 1
         else:
-            outcome.completed.append(Proposal(result.config["number"], result.config["weights"]))
+            outcome.completed.append(Proposal(config["number"], config["weights"]))
             outcome.scores.append(score)
     return outcome

@@ -58,9 +58,7 @@ def finetune_to_pretrain(
         for p, v in zip(curr.meta_trainable_parameters(), vector, strict=True)
         if id(p) in shared
     }
-    implicit = [
-        by_target.get(id(p), torch.zeros_like(p)) for p in prev.trainable_parameters()
-    ]
+    implicit = [by_target.get(id(p), torch.zeros_like(p)) for p in prev.trainable_parameters()]
     return _deliver(implicit, prev, sync)
 
 
