@@ -231,7 +231,7 @@ def versions() -> dict[str, str]:
     import tapweight
 
     found = {
-        "tapweight": tapweight.__version__,
+        tapweight.__name__: tapweight.__version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
