@@ -120,13 +120,17 @@ def report(
 
 
 def _summary(run_dir, written: Path | None = None, as_json: bool = False) -> None:
-    """Per dataset a table of the strategies; ``--json`` gives the summaries' raw numbers."""
+    """Per dataset a table of the strategies; ``--json`` gives the summaries' raw numbers and
+    the reference's paired differences."""
     from dataclasses import asdict
 
+    from harness.paired import paired_differences
     from harness.report import HEADERS, summary_cells
     from harness.summary import summarize
 
-    by_dataset = summarize(run_dir.rows())
+    rows_read = run_dir.rows()
+    reference = run_dir.load_spec().reference
+    by_dataset = summarize(rows_read)
     tables = []
     for dataset, summaries in by_dataset.items():
         rows: list[Sequence[Any]] = [summary_cells(summary) for summary in summaries]
@@ -137,6 +141,11 @@ def _summary(run_dir, written: Path | None = None, as_json: bool = False) -> Non
         "datasets": {
             name: [asdict(s) for s in summaries] for name, summaries in by_dataset.items()
         },
+        "reference": reference,
+        "paired": [
+            asdict(d) | {"verdict": d.verdict}
+            for d in (paired_differences(rows_read, reference) if reference else [])
+        ],
     }
     emit(*tables, notes=[f"report: {path} (and report.html, figures/)"], data=data, as_json=as_json)
 

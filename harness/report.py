@@ -12,6 +12,12 @@ import html
 from pathlib import Path
 
 from harness.figures import draw_figures
+from harness.paired import (
+    detectable_effects,
+    draw_critical_difference,
+    paired_differences,
+    rank_test,
+)
 from harness.rundir import RunDirectory
 from harness.summary import Summary, average_ranks, summarize, versus, versus_headers
 from tapweight.errors import ConfigError
@@ -40,6 +46,10 @@ def summary_cells(s: Summary) -> list[str]:
         f"{s.full_trainings:.0f}",
         f"{s.rank:g}",
     ]
+
+
+def _second(item: tuple[str, float]) -> float:
+    return item[1]
 
 
 def _markdown_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -95,17 +105,56 @@ def write_report(run: RunDirectory | str | Path) -> Path:
         native_table = _markdown_table(["strategy", "native"], native)
         md += ["Native end scores (each method's own model):", "", native_table, ""]
         page += ["<p>Native end scores:</p>", _html_table(["strategy", "native"], native)]
-    ranks = [[name, f"{rank:.2f}", str(n)] for name, rank, n in average_ranks(tables)]
-    rank_headers = ["strategy", "rank", "datasets"]
-    md += ["## Average rank across datasets", "", _markdown_table(rank_headers, ranks), ""]
-    page += ["<h2>Average rank across datasets</h2>", _html_table(rank_headers, ranks)]
+    ranked = rank_test(
+        {name: rank for name, rank, _ in average_ranks(tables)},
+        [{s.strategy: s.rank for s in summaries} for summaries in tables.values()],
+    )
+    ranks = [[name, f"{rank:.2f}"] for name, rank in sorted(ranked.ranks.items(), key=_second)]
+    if draw_critical_difference(ranked, run_dir.figures_dir / "critical_difference.png"):
+        figures.insert(0, "critical_difference")
+        explain = (
+            f"Friedman test over {ranked.datasets} datasets: p = {ranked.p_value:.3g}; average "
+            f"ranks further apart than the critical difference {ranked.critical_difference:.2f} "
+            "(Nemenyi, 5%) differ; strategies joined by a bar in the diagram do not."
+            if ranked.p_value is not None
+            else "Friedman test: every strategy has the same ranks."
+        )
+    else:
+        explain = (
+            f"No Friedman test: it needs at least 2 datasets where all of at least 3 strategies "
+            f"ran (here {ranked.datasets} dataset(s), {len(ranked.ranks)} strategies)."
+        )
+    rank_headers = ["strategy", "average rank"]
+    md += ["## Average rank across datasets", "", explain, "", _markdown_table(rank_headers, ranks)]
+    md += [""]
+    page += ["<h2>Average rank across datasets</h2>", f"<p>{html.escape(explain)}</p>",
+             _html_table(rank_headers, ranks)]  # fmt: skip
+    warnings = [
+        f"{e.dataset}: the largest difference between strategies ({e.largest_seen:.3f} "
+        f"{e.metric}) is below the smallest this protocol detects over {e.seeds} seeds "
+        f"({e.minimum:.3f}, 80% power at 5%); more seeds or a longer protocol are needed to "
+        "tell these strategies apart."
+        if e.minimum is not None
+        else f"{e.dataset}: fewer than 2 common seeds; no difference can be tested."
+        for e in detectable_effects(rows)
+        if not e.separates
+    ]
+    if warnings:
+        md += ["## What this protocol cannot tell apart", ""] + [f"- {w}" for w in warnings]
+        md += [""]
+        page += ["<h2>What this protocol cannot tell apart</h2>"]
+        page += ["<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>"]
     reference = spec.reference
-    if reference is not None and (against := versus(tables, reference)):
+    differences = paired_differences(rows, reference) if reference is not None else []
+    if reference is not None and (against := versus(tables, differences)):
         title = f"{reference} against each strategy"
         explain = (
-            f"Δ test = {reference}'s mean test score minus the strategy's (+ = {reference} "
-            f"better, in the dataset's metric); cost × = {reference}'s device seconds over the "
-            "strategy's (geometric mean over datasets)."
+            f"Δ test = {reference}'s test score minus the strategy's on the same seed (+ = "
+            f"{reference} better, in the dataset's metric), mean over common seeds with a 95% "
+            "interval (Student's t; the paired t-test suits 3–10 seeds, where the exact "
+            "Wilcoxon test cannot reach p < 0.05 below 6 pairs). Better or worse only when the "
+            f"interval excludes 0. Cost × = {reference}'s device seconds over the strategy's "
+            "(geometric mean over datasets)."
         )
         headers = versus_headers(reference)
         md += [f"## {title}", "", explain, "", _markdown_table(headers, against), ""]

@@ -7,6 +7,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 
+from harness.paired import PairedDifference
 from harness.row import ResultRow
 from tapweight.downstream.metrics import HIGHER_IS_BETTER
 
@@ -100,30 +101,45 @@ def average_ranks(tables: dict[str, list[Summary]]) -> list[tuple[str, float, in
 
 
 def versus_headers(reference: str) -> list[str]:
-    return ["strategy", f"{reference} wins / ties / losses", "Δ test per dataset", "cost ×"]
+    return [
+        "strategy",
+        f"{reference} better / no detectable difference / worse",
+        "Δ test per dataset [95% CI]",
+        "cost ×",
+    ]
 
 
-def versus(tables: dict[str, list[Summary]], reference: str) -> list[list[str]]:
-    """``reference`` against every other strategy: where its mean test score is better, the
-    signed differences (+ = ``reference`` better, in each dataset's metric) and its device
-    seconds over the other's (geometric mean over datasets). Empty without ``reference``."""
-    mine = {d: s for d, summaries in tables.items() for s in summaries if s.strategy == reference}
-    others: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
-    for dataset, summaries in tables.items():
-        if dataset not in mine:
-            continue
-        sign = 1 if HIGHER_IS_BETTER[summaries[0].metric] else -1
-        for s in summaries:
-            if s.strategy != reference:
-                delta = sign * (mine[dataset].test_mean - s.test_mean) + 0.0  # no -0.000
-                ratio = mine[dataset].device_seconds / max(s.device_seconds, 1e-9)
-                others[s.strategy].append((dataset, delta, ratio))
+def versus(
+    tables: dict[str, list[Summary]], differences: list[PairedDifference]
+) -> list[list[str]]:
+    """The reference against every other strategy: per dataset its paired difference with a
+    95% interval (+ = the reference better, in each dataset's metric), counted better or worse
+    only when the interval excludes 0, and its device seconds over the other's (geometric mean
+    over datasets)."""
+    device = {
+        (d, s.strategy): s.device_seconds for d, summaries in tables.items() for s in summaries
+    }
+    by_strategy: dict[str, list[PairedDifference]] = defaultdict(list)
+    for difference in differences:
+        by_strategy[difference.strategy].append(difference)
     rows = []
-    for strategy, results in others.items():
-        wins = sum(delta > 1e-6 for _, delta, _ in results)
-        losses = sum(delta < -1e-6 for _, delta, _ in results)
-        deltas = ", ".join(f"{dataset} {delta:+.3f}" for dataset, delta, _ in results)
-        cost = statistics.geometric_mean([ratio for _, _, ratio in results])
-        rows.append([strategy, f"{wins} / {len(results) - wins - losses} / {losses}", deltas,
-                     f"{cost:.2f}"])  # fmt: skip
+    for strategy, found in by_strategy.items():
+        verdicts = [d.verdict for d in found]
+        better, worse = verdicts.count("win"), verdicts.count("loss")
+        cells = ", ".join(_difference(d) for d in found)
+        cost = statistics.geometric_mean(
+            [device[(d.dataset, d.reference)] / max(device[(d.dataset, strategy)], 1e-9)
+             for d in found]
+        )  # fmt: skip
+        counts = f"{better} / {len(found) - better - worse} / {worse}"
+        rows.append([strategy, counts, cells, f"{cost:.2f}"])
     return rows
+
+
+def _difference(difference: PairedDifference) -> str:
+    if difference.low is None or difference.high is None:
+        return f"{difference.dataset} {difference.mean:+.3f} (1 seed: no interval)"
+    return (
+        f"{difference.dataset} {difference.mean:+.3f} "
+        f"[{difference.low:+.3f}, {difference.high:+.3f}]"
+    )

@@ -62,7 +62,9 @@ def test_data_show_as_json(tapweight):
 @pytest.fixture
 def finished_run(tmp_path):
     """A run directory with two strategies' rows, as `tapweight run` leaves it."""
-    spec = parse_spec(tiny_spec(strategies=["uniform", "no_cp"], seeds=[0]))
+    spec = parse_spec(
+        tiny_spec(strategies=["uniform", "no_cp"], seeds=[0], reference_strategy="uniform")
+    )
     run = RunDirectory(tmp_path / "run")
     run.create(spec)
     for strategy, test in (("uniform", 1.5), ("no_cp", 2.5)):
@@ -78,6 +80,9 @@ def test_report_as_json_and_as_whole_tables(tapweight, finished_run):
         ("no_cp", 2.5, 2),
     ]
     assert document["report"].endswith("report.md")
+    (paired,) = document["paired"]  # one seed: a difference, but no interval and no verdict
+    assert document["reference"] == "uniform" and paired["strategy"] == "no_cp"
+    assert paired["mean"] == 1.0 and paired["low"] is None and paired["verdict"] == "too few seeds"
     table = tapweight("report", str(finished_run.path))
     assert "strategy" in table and "trainings" in table and NOT_CP in table and "…" not in table
 

@@ -129,7 +129,29 @@ function render() {
   select.replaceChildren(...datasets.map((d) => new Option(d, d, false, d === state.dataset)));
   $("dataset-choice").hidden = datasets.length < 2;
   renderTrials();
+  renderComparison();
   renderCharts();
+}
+
+// Paired by seed against the spec's reference strategy: a win or a loss only when the 95%
+// interval excludes 0 (harness/paired.py computes it; the page only shows it).
+function renderComparison() {
+  const pairs = state.detail.comparison.filter((pair) => pair.dataset === state.dataset);
+  const body = $("comparison").tBodies[0];
+  body.replaceChildren();
+  $("comparison-caption").textContent = pairs.length
+    ? `${pairs[0].reference} against each other strategy on ${state.dataset} (${pairs[0].metric}), paired by seed`
+    : "No reference strategy in this job's spec, or no finished pair yet";
+  for (const pair of pairs) {
+    const row = document.createElement("tr");
+    cell(row, pair.strategy);
+    cell(row, Charts.fmt(pair.mean));
+    cell(row, pair.low === null ? "one seed: none" : `[${Charts.fmt(pair.low)}, ${Charts.fmt(pair.high)}]`);
+    cell(row, pair.p_value === null ? "–" : pair.p_value.toPrecision(2));
+    cell(row, pair.seeds);
+    cell(row, pair.verdict, `verdict ${pair.verdict.replaceAll(" ", "-")}`);
+    body.appendChild(row);
+  }
 }
 
 function renderTrials() {

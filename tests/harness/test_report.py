@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.figures import draw_figures
+from harness.paired import paired_differences
 from harness.summary import average_ranks, summarize, versus
 from tests.support import result_row
 
@@ -28,19 +29,25 @@ def test_tapweight_against_each_strategy_respects_each_metrics_direction():
     ]
     tables = summarize(rows)
     assert [s.strategy for s in tables["esol"]][-1] == "uniform"  # worst RMSE ranks last
-    against = {row[0]: row[1:] for row in versus(tables, "tapweight")}
+    against = {row[0]: row[1:] for row in versus(tables, paired_differences(rows, "tapweight"))}
     assert set(against) == {"uniform", "grid"}
-    assert against["uniform"] == ["2 / 0 / 0", "bbbp +0.100, esol +1.000", "2.83"]  # √(2·4)
+    # Two seeds with the same difference: an interval of width 0 excludes 0. One seed on ESOL:
+    # no interval, so no verdict either way.
+    assert against["uniform"] == [
+        "1 / 1 / 0",
+        "bbbp +0.100 [+0.100, +0.100], esol +1.000 (1 seed: no interval)",
+        "2.83",  # √(2·4)
+    ]
     assert against["grid"][0] == "0 / 1 / 1"
-    assert against["grid"][1] == "bbbp -0.100, esol +0.000"
+    assert against["grid"][1].startswith("bbbp -0.100 [-0.100, -0.100], esol +0.000")
     assert float(against["grid"][2]) == pytest.approx(0.25)
     ranks = dict((name, rank) for name, rank, _ in average_ranks(tables))
     assert ranks["uniform"] == 3.0 and ranks["tapweight"] == pytest.approx(1.75)
 
 
 def test_no_tapweight_means_no_comparison_table():
-    tables = summarize([_row("bbbp", "uniform", 0, 0.7, 1.0, "roc_auc")])
-    assert versus(tables, "tapweight") == []
+    rows = [_row("bbbp", "uniform", 0, 0.7, 1.0, "roc_auc")]
+    assert versus(summarize(rows), paired_differences(rows, "tapweight")) == []
 
 
 def test_weight_trajectories_get_one_panel_per_dataset_and_searching_strategy(tmp_path):

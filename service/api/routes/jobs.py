@@ -15,6 +15,7 @@ from sse_starlette import EventSourceResponse
 
 from harness.row import ResultRow
 from harness.rundir import RunDirectory
+from harness.spec import parse_spec
 from service import crud
 from service.api.deps import OwnerDep, SessionDep, SettingsDep, StreamOwnerDep, WriteSessionDep
 from service.api.spec_body import ACCEPTED, OPENAPI_BODY, SpecBody
@@ -115,6 +116,7 @@ def get_job(job_id: str, owner: OwnerDep, session: SessionDep, request: Request)
         history=[StatusChange(status=e.status, detail=e.detail, at=e.at) for e in job.events],
         progress=progress,
         results=crud.summarize_results(job.results),
+        comparison=crud.compare_results(job.results, parse_spec(job.spec)),
     )
 
 
