@@ -127,7 +127,7 @@ class _CellTask:
                 self.spec, cell, strategy, parts, self.device,
                 lambda point: run_dir.event("progress", trial=cell.key, **_progress_fields(point)),
             )  # fmt: skip
-            run_dir.event("progress", trial=cell.key, phase="searched", weights=result.weights)
+            run_dir.event("progress", trial=cell.key, phase="searched", weights=result.used_weights)
             search_s = loading_s + result.cost.wall_clock_s
             row = score_cell(self.spec, cell, parts, result, search_s, self.device)
         except (TapWeightError, RuntimeError, ValueError) as error:

@@ -90,7 +90,7 @@ def run_cell(config: dict[str, Any]) -> None:
             "result": result.model_dump(mode="json"),
             "search_s": loading_s + result.cost.wall_clock_s,
         }
-        _report({"phase": "searched", "weights": result.weights}, state)
+        _report({"phase": "searched", "weights": result.used_weights}, state)
     maybe_fail(cell.key, run_dir)
     result = WeightingResult.model_validate(state["result"])
     row = score_cell(spec, cell, parts, result, state["search_s"], device)

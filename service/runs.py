@@ -75,4 +75,5 @@ def _apply(trials: dict[str, dict[str, Any]], event: dict[str, Any]) -> None:
         trial.update(state="done", error=None)
         row = event.get("row")
         if isinstance(row, dict) and row.get("weights") is not None:
-            trial["weights"] = row["weights"]
+            # no_cp has weights of a form, but no continued pretraining uses them
+            trial["weights"] = row["weights"] if row.get("continued_pretraining", True) else None

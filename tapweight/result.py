@@ -88,6 +88,12 @@ class WeightingResult(BaseModel):
                 raise ValueError(f"trajectory step {point.step} has {len(point.weights)} weights")
         return self
 
+    @property
+    def used_weights(self) -> list[float] | None:
+        """The weights continued pretraining uses; None for a strategy without it (``no_cp``),
+        whose weights are a placeholder no one should read as a choice."""
+        return self.weights if self.continued_pretraining else None
+
     def with_budget(self, steps: int, total: int, unspent_reason: str | None) -> WeightingResult:
         """This result with its counted pretraining steps and the unspent part of ``total``."""
         unspent = total - steps

@@ -62,6 +62,8 @@ async function openJob(jobId) {
   state.jobId = jobId;
   state.live = {};
   state.dataset = null;
+  $("report").hidden = true;  // another job's report never stays under this one
+  $("report").textContent = "";
   $("job-panel").hidden = !jobId;
   if (!jobId) return;
   await refreshJob();

@@ -13,6 +13,7 @@ from tapweight.objectives.edge_pred import EdgePrediction
 from tapweight.objectives.graphcl import GraphCL
 from tapweight.objectives.mlm import MaskedLanguageModeling
 from tapweight.objectives.motif import MotifPrediction
+from tapweight.objectives.planted import PlantedNoise, PlantedTask
 from tapweight.objectives.simcse import SimCSE
 from tapweight.objectives.sop import SentenceOrderPrediction
 
@@ -25,6 +26,8 @@ __all__ = [
     "MotifPrediction",
     "Objective",
     "Objectives",
+    "PlantedNoise",
+    "PlantedTask",
     "SentenceOrderPrediction",
     "SimCSE",
     "build_objectives",
@@ -38,6 +41,8 @@ OBJECTIVES: dict[str, type[Objective]] = {
         EdgePrediction,
         GraphCL,
         MotifPrediction,
+        PlantedNoise,
+        PlantedTask,
         MaskedLanguageModeling,
         SimCSE,
         SentenceOrderPrediction,

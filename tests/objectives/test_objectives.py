@@ -29,6 +29,16 @@ def molecule_batches(data_dir):
 
 
 @pytest.fixture(scope="module")
+def labeled_molecule_batches(data_dir):
+    """BBBP's training molecules with their labels: the corpus ``planted_task`` needs."""
+    from torch_geometric.loader import DataLoader
+
+    from tapweight.data import MoleculeDataset
+
+    return list(DataLoader(MoleculeDataset("bbbp", data_dir)[:64], batch_size=32))
+
+
+@pytest.fixture(scope="module")
 def text_batches(data_dir):
     from tapweight.data.text_tasks import load_text_task
     from tapweight.data.tokenized import text_collate, tokenize_texts
@@ -48,6 +58,7 @@ class ObjectiveContract:
     steps = 30
     lr = 1e-3
     min_relative_drop = 0.1
+    molecules = "molecule_batches"
 
     @pytest.fixture
     def setup(self, request):
@@ -57,7 +68,7 @@ class ObjectiveContract:
             from tapweight.models import load_pretrained_gnn
 
             encoder = load_pretrained_gnn("gcn_contextpred", request.getfixturevalue("data_dir"))
-            batches, tokenizer = request.getfixturevalue("molecule_batches"), None
+            batches, tokenizer = request.getfixturevalue(self.molecules), None
         else:
             from tapweight.models import tiny_text_encoder
 
@@ -124,6 +135,36 @@ class TestMotifPrediction(ObjectiveContract):
     name = "motif"
 
 
+class TestPlantedNoise(ObjectiveContract):
+    name = "planted_noise"
+    steps = 60
+    lr = 3e-3
+    min_relative_drop = 0.05  # memorizing coin flips: a binary loss starting near log(2)
+
+
+class TestPlantedTask(ObjectiveContract):
+    name = "planted_task"
+    molecules = "labeled_molecule_batches"
+
+
+def test_planted_noise_labels_are_fixed_fair_coins_per_molecule():
+    from tapweight.objectives.planted import noise_label
+
+    smiles = [f"C{'C' * i}O" for i in range(400)]
+    labels = [noise_label(s) for s in smiles]
+    assert labels == [noise_label(s) for s in smiles] and set(labels) == {0.0, 1.0}
+    assert 0.4 < sum(labels) / len(labels) < 0.6
+    assert labels != [noise_label(s, seed=1) for s in smiles]
+
+
+def test_planted_task_needs_the_tasks_own_labels(molecule_batches):
+    from tapweight.models import HuGNN
+
+    (objective,) = build_objectives(["planted_task"], HuGNN("gin", 1, 8), "molecule")
+    with pytest.raises(ConfigError, match="corpus: task"):
+        objective.loss(HuGNN("gin", 1, 8), molecule_batches[0])
+
+
 class TestMaskedLanguageModeling(ObjectiveContract):
     name = "mlm"
 
@@ -145,7 +186,9 @@ def test_every_objective_has_a_contract_test():
 
 
 def test_domains_are_split_as_documented():
-    assert set(objective_names("molecule")) == {"attr_mask", "edge_pred", "graphcl", "motif"}
+    assert set(objective_names("molecule")) == {
+        "attr_mask", "edge_pred", "graphcl", "motif", "planted_noise", "planted_task",
+    }  # fmt: skip
     assert set(objective_names("text")) == {"mlm", "simcse", "sop"}
 
 
