@@ -92,6 +92,35 @@ def set_status(job: Job, status: JobStatus, detail: str | None = None) -> None:
     job.events.append(JobEvent(status=status.value, detail=detail))
 
 
+RESUME_REQUESTED = "resume_requested"
+"""The history entry of ``POST /jobs/{id}/resume``: automatic re-queues count from there."""
+REQUEUED = "re-queued"
+
+
+def automatic_requeues(job: Job) -> int:
+    """Times the service re-queued this job on its own since it was submitted or last resumed
+    on request (what the retry limit counts)."""
+    count = 0
+    for event in reversed(job.events):
+        if event.status == RESUME_REQUESTED:
+            break
+        count += event.status == JobStatus.queued.value and REQUEUED in (event.detail or "")
+    return count
+
+
+def request_resume(session: Session, job: Job) -> None:
+    """A failed or cancelled job goes back to the queue; the reconciler resumes it from its
+    checkpoints (its finished trials are kept)."""
+    job.events.append(
+        JobEvent(status=RESUME_REQUESTED, detail=f"resume requested ({job.status.value})")
+    )
+    job.cancel_requested = False
+    job.error = None
+    job.finished_at = None
+    set_status(job, JobStatus.queued, "queued to resume from its checkpoints")
+    session.commit()
+
+
 def request_cancel(session: Session, job: Job) -> None:
     """A queued job is cancelled at once; a submitted or running one is stopped on Ray by the
     reconciler, which then moves it to cancelled."""

@@ -137,8 +137,8 @@ class RayJobsClient:
         error_type = getattr(details.error_type, "value", details.error_type)
         code = details.driver_exit_code
         infrastructure = state is RunState.failed and (
-            error_type in _INFRASTRUCTURE_ERRORS or (code is not None and code < 0)
-        )
+            error_type in _INFRASTRUCTURE_ERRORS or (code is not None and (code < 0 or code > 128))
+        )  # a driver killed by a signal (the shell's 128 + N; Ray's -N) did not fail by itself
         return RunInfo(state, code, infrastructure)
 
     def run_error(self, submission_id: str) -> str | None:

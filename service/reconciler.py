@@ -155,14 +155,29 @@ class Reconciler:
             job.error = clean_error(run_error) or f"the run exited with code {info.exit_code}"
             crud.set_status(job, JobStatus.failed, job.error)
             return
-        # Lost by Ray (restarted head) or killed by Ray itself: resubmit from the checkpoints.
+        # Lost by Ray (restarted head), or its driver killed (by a signal, by Ray, by the OOM
+        # killer): an infrastructure failure, so resubmit from the checkpoints.
+        why = (
+            f"the driver was killed (exit code {info.exit_code})"
+            if state is RunState.failed
+            else f"Ray lost the run ({state.value})"
+        )
         run_status = run.status()
+        requeues = crud.automatic_requeues(job)
         if run_status is not None and run_status.state == "finished":
             crud.set_status(job, JobStatus.succeeded, "finished (Ray lost the job afterwards)")
         elif job.cancel_requested:
-            crud.set_status(job, JobStatus.cancelled, "cancelled; Ray had already lost the run")
-        elif job.attempts > self._settings.max_requeues:
-            job.error = f"Ray lost the run {job.attempts} times; giving up"
+            crud.set_status(job, JobStatus.cancelled, f"cancelled; {why}")
+        elif requeues >= self._settings.max_requeues:
+            job.error = (
+                f"{why}; re-queued {requeues} time(s) already (TAPWEIGHT_MAX_REQUEUES="
+                f"{self._settings.max_requeues}); giving up — POST /jobs/{job.id}/resume to try "
+                "again"
+            )
             crud.set_status(job, JobStatus.failed, job.error)
         else:
-            crud.set_status(job, JobStatus.queued, f"Ray lost the run ({state.value}); re-queued")
+            crud.set_status(
+                job,
+                JobStatus.queued,
+                f"{why}; {crud.REQUEUED} ({requeues + 1} of {self._settings.max_requeues})",
+            )

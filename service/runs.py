@@ -40,6 +40,17 @@ class ProgressReader:
             return [TrialState.model_validate(trial) for trial in state.trials.values()]
 
 
+def settled(trials: list[TrialState], job_final: bool) -> list[TrialState]:
+    """A final job has no running trial: what had not finished was interrupted with it."""
+    if not job_final:
+        return trials
+    open_states = ("pending", "running", "retrying")
+    return [
+        trial.model_copy(update={"state": "interrupted"}) if trial.state in open_states else trial
+        for trial in trials
+    ]
+
+
 def _apply(trials: dict[str, dict[str, Any]], event: dict[str, Any]) -> None:
     name = event.get("trial")
     kind = event.get("type")

@@ -81,7 +81,9 @@ class TrialState(BaseModel):
     dataset: str
     strategy: str = Field(description="the strategy's label in the spec")
     seed: int
-    state: Literal["pending", "running", "retrying", "error", "done"]
+    state: Literal["pending", "running", "retrying", "error", "done", "interrupted"] = Field(
+        description="interrupted: the job ended (failed or cancelled) before this trial did"
+    )
     step: int | None = None
     weights: list[float] | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)

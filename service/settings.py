@@ -82,7 +82,12 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(
         default=1.0, gt=0, description="seconds between polls of Ray and of event streams"
     )
-    max_requeues: int = Field(default=3, ge=0, description="resubmissions of a job Ray lost")
+    max_requeues: int = Field(
+        default=3,
+        ge=0,
+        description="automatic resubmissions of a job whose driver was killed or that Ray lost, "
+        "counted since it was submitted or last resumed on request",
+    )
     max_seeds: int = Field(default=SpecLimits.seeds, ge=1, description="seeds one spec may list")
     max_trials: int = Field(
         default=SpecLimits.trials,

@@ -468,3 +468,17 @@ def test_the_report_and_its_figures_are_served_once_written(client):
     figure = client.get(f"/jobs/{job['id']}/figures/scores.png", headers=ALICE)
     assert figure.status_code == 200 and figure.content == b"\x89PNG"
     assert client.get(f"/jobs/{job['id']}/figures/other.png", headers=ALICE).status_code == 404
+
+
+def test_a_cancelled_job_resumes_on_request_and_a_live_one_is_409(client):
+    job_id = client.post("/jobs", json=tiny_spec(), headers=ALICE).json()["id"]
+    refused = client.post(f"/jobs/{job_id}/resume", headers=ALICE)
+    assert (
+        refused.status_code == 409 and "only a failed or cancelled job" in refused.json()["detail"]
+    )
+    assert client.post(f"/jobs/{job_id}/cancel", headers=ALICE).json()["status"] == "cancelled"
+    assert client.post(f"/jobs/{job_id}/resume", headers=BOB).status_code == 404
+    resumed = client.post(f"/jobs/{job_id}/resume", headers=ALICE)
+    assert resumed.status_code == 202 and resumed.json()["status"] == "queued"
+    history = [h["status"] for h in client.get(f"/jobs/{job_id}", headers=ALICE).json()["history"]]
+    assert history[-3:] == ["cancelled", "resume_requested", "queued"]

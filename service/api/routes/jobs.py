@@ -20,6 +20,7 @@ from service import crud
 from service.api.deps import OwnerDep, SessionDep, SettingsDep, StreamOwnerDep, WriteSessionDep
 from service.api.spec_body import ACCEPTED, OPENAPI_BODY, SpecBody
 from service.models import Job, JobStatus, is_job_id
+from service.runs import settled
 from service.schemas import (
     JobAccepted,
     JobDetail,
@@ -109,7 +110,9 @@ def get_job(job_id: str, owner: OwnerDep, session: SessionDep, request: Request)
     """Status and history; progress per trial while it runs; weights and scores per strategy
     (and per seed) as trials finish."""
     job = _job_or_404(session, owner, job_id)
-    progress = request.app.state.progress.trials(RunDirectory(job.run_dir))
+    progress = settled(
+        request.app.state.progress.trials(RunDirectory(job.run_dir)), job.status.final
+    )
     return JobDetail(
         **JobSummary.model_validate(job).model_dump(exclude={"links"}),
         spec=job.spec,
@@ -139,6 +142,27 @@ def cancel_job(job_id: str, owner: OwnerDep, session: WriteSessionDep) -> JobSum
     if job.status.final:
         raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} already {job.status.value}")
     crud.request_cancel(session, job)
+    return JobSummary.model_validate(job)
+
+
+@router.post(
+    "/{job_id}/resume",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobSummary,
+    responses={
+        **NOT_FOUND,
+        409: {"model": Problem, "description": "the job is not failed or cancelled"},
+    },
+)
+def resume_job(job_id: str, owner: OwnerDep, session: WriteSessionDep) -> JobSummary:
+    """Resume a failed or cancelled job from its checkpoints; finished trials are kept."""
+    job = _job_or_404(session, owner, job_id)
+    if job.status not in (JobStatus.failed, JobStatus.cancelled):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"job {job_id} is {job.status.value}; only a failed or cancelled job can be resumed",
+        )
+    crud.request_resume(session, job)
     return JobSummary.model_validate(job)
 
 
