@@ -24,6 +24,7 @@ from service.models import (
     utcnow,
 )
 from service.schemas import PairedComparison, SeedScore, StrategyResult
+from tapweight.downstream.metrics import HIGHER_IS_BETTER
 
 
 class IdempotencyConflict(Exception):
@@ -192,7 +193,8 @@ def summarize_results(results: list[TrialResult]) -> list[StrategyResult]:
                     metric=summary.metric,
                     objective_names=members[0].objective_names,
                     continued_pretraining=summary.continued_pretraining,
-                    weights=summary.weights,
+                    higher_is_better=HIGHER_IS_BETTER[summary.metric],
+                    weights=summary.weights if summary.continued_pretraining else None,
                     test_mean=summary.test_mean,
                     test_std=summary.test_std if summary.seeds > 1 else None,
                     valid_mean=summary.valid_mean,

@@ -106,6 +106,7 @@ class StrategyResult(BaseModel):
     metric: str | None
     objective_names: list[str]
     continued_pretraining: bool = Field(description="false for no_cp: its weights are unused")
+    higher_is_better: bool = Field(description="the metric's direction (RMSE: false)")
     weights: list[float] | None = Field(description="mean over seeds, one per objective")
     test_mean: float | None
     test_std: float | None = Field(description="sample standard deviation (two seeds or more)")

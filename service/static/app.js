@@ -173,15 +173,28 @@ function strategiesOf(dataset) {
   return state.detail.results.filter((s) => s.dataset === dataset);
 }
 
+// One colour per strategy (by its label among the job's strategies), the same in every chart.
+function strategyColor(label) {
+  const labels = state.detail.results.map((s) => s.strategy);
+  const order = [...new Set(labels)].sort();
+  return Charts.color(Math.max(0, order.indexOf(label)));
+}
+
 function renderCharts() {
   const results = strategiesOf(state.dataset);
   const objectives = state.detail.spec.objectives;
   const metric = results[0]?.metric || "score";
+  const higher = results[0]?.higher_is_better ?? true;
+  const scored = results.map((s) => s.test_mean ?? NaN);
+  const best = scored.indexOf(higher ? Math.max(...scored) : Math.min(...scored));
+  const direction = `test ${metric} (${higher ? "higher" : "lower"} is better)`;
   Charts.bars($("chart-scores"), {
     categories: results.map((s) => s.strategy),
     values: results.map((s) => s.test_mean),
     errors: results.map((s) => s.test_std || 0),
-    yLabel: `test ${metric}`,
+    colors: results.map((s) => strategyColor(s.strategy)),
+    best: results.length > 1 ? best : -1,
+    yLabel: direction,
   });
   const weighted = results.filter((s) => Array.isArray(s.weights) && s.continued_pretraining);
   Charts.groupedBars($("chart-weights"), {
@@ -198,7 +211,8 @@ function renderCharts() {
       title: `${s.strategy} seed ${seed.seed}: ${Charts.fmt(seed.test_mean)} at ${Charts.fmt(costOf(seed.cost))} device-s`,
     }))),
     xLabel: "compute (device seconds)",
-    yLabel: `test ${metric}`,
+    yLabel: direction,
+    colors: groups.map(strategyColor),
   });
   renderTrajectories();
 }
@@ -244,7 +258,7 @@ function renderTrajectories() {
       xLabel: "step", yLabel: "weight", yDomain: [0, 1],
     });
   }
-  Charts.legend(container, objectives, objectives.map((_, i) => Charts.color(i)));
+  Charts.legend(container, objectives, objectives.map((_, i) => Charts.objectiveColor(i)));
 }
 
 async function showReport() {

@@ -4,9 +4,13 @@
 
 const Charts = (() => {
   const NS = "http://www.w3.org/2000/svg";
+  // Strategies get the categorical palette; objectives a muted one of their own, so a weight
+  // bar is never mistaken for a strategy.
   const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
                    "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+  const OBJECTIVE_PALETTE = ["#4c566a", "#b48ead", "#a3be8c", "#d08770", "#88c0d0", "#ebcb8b"];
   const color = (i) => PALETTE[i % PALETTE.length];
+  const objectiveColor = (i) => OBJECTIVE_PALETTE[i % OBJECTIVE_PALETTE.length];
 
   function el(tag, attrs, parent) {
     const node = document.createElementNS(NS, tag);
@@ -93,8 +97,8 @@ const Charts = (() => {
     container.appendChild(p);
   }
 
-  // One bar per category with an error bar (± error).
-  function bars(container, { categories, values, errors, yLabel }) {
+  // One bar per category with an error bar (± error); ``best`` (an index) is outlined.
+  function bars(container, { categories, values, errors, yLabel, colors, best }) {
     const present = values.map((v, i) => [v, errors[i] || 0]).filter(([v]) => v !== null && isFinite(v));
     if (!present.length) return empty(container, "no finished trials yet");
     const lo = Math.min(0, ...present.map(([v, e]) => v - e));
@@ -107,7 +111,7 @@ const Charts = (() => {
       const e = errors[i] || 0;
       if (v !== null && isFinite(v)) {
         const top = f.y(Math.max(v, 0)), base = f.y(Math.min(v, 0));
-        const bar = el("rect", { x: cx - band * 0.3, width: band * 0.6, y: top, height: Math.max(base - top, 1), fill: color(i), class: "bar" }, f.svg);
+        const bar = el("rect", { x: cx - band * 0.3, width: band * 0.6, y: top, height: Math.max(base - top, 1), fill: colors ? colors[i] : color(i), class: i === best ? "bar best" : "bar" }, f.svg);
         el("title", {}, bar).textContent = `${name}: ${fmt(v)} ± ${fmt(e)}`;
         if (e > 0) {
           el("line", { x1: cx, x2: cx, y1: f.y(v - e), y2: f.y(v + e), class: "errorbar" }, f.svg);
@@ -117,7 +121,7 @@ const Charts = (() => {
         }
         label(f.svg, cx + band * 0.3, f.y(Math.max(v, 0) + e) - 4, fmt(v), { "text-anchor": "end", class: "value" });
       }
-      label(f.svg, cx, f.y0 + 16, name, { "text-anchor": "middle", class: "category" });
+      label(f.svg, cx, f.y0 + 16, i === best ? `★ ${name}` : name, { "text-anchor": "middle", class: "category" });
     });
   }
 
@@ -132,12 +136,12 @@ const Charts = (() => {
       series.forEach((name, s) => {
         const v = values[g][s];
         if (v === null || !isFinite(v)) return;
-        const rect = el("rect", { x: start + inner * s, width: inner * 0.9, y: f.y(v), height: Math.max(f.y0 - f.y(v), 1), fill: color(s), class: "bar" }, f.svg);
+        const rect = el("rect", { x: start + inner * s, width: inner * 0.9, y: f.y(v), height: Math.max(f.y0 - f.y(v), 1), fill: objectiveColor(s), class: "bar" }, f.svg);
         el("title", {}, rect).textContent = `${group} · ${name}: ${fmt(v)}`;
       });
       label(f.svg, f.x0 + band * (g + 0.5), f.y0 + 16, group, { "text-anchor": "middle", class: "category" });
     });
-    legend(container, series, series.map((_, s) => color(s)));
+    legend(container, series, series.map((_, s) => objectiveColor(s)));
   }
 
   // Lines over x; each series is {name, points: [[x, y], ...]}.
@@ -153,15 +157,16 @@ const Charts = (() => {
     label(f.svg, (f.x0 + f.x1) / 2, f.height - 4, xLabel, { "text-anchor": "middle", class: "axis-label" });
     series.forEach((s, i) => {
       const d = s.points.map((p, k) => `${k ? "L" : "M"}${x(p[0]).toFixed(1)},${f.y(p[1]).toFixed(1)}`).join("");
-      el("path", { d, stroke: color(i), class: "line" }, f.svg);
+      el("path", { d, stroke: objectiveColor(i), class: "line" }, f.svg);
       if (s.points.length === 1) {
-        el("circle", { cx: x(s.points[0][0]), cy: f.y(s.points[0][1]), r: 3, fill: color(i) }, f.svg);
+        el("circle", { cx: x(s.points[0][0]), cy: f.y(s.points[0][1]), r: 3, fill: objectiveColor(i) }, f.svg);
       }
     });
   }
 
   // Points {x, y, group, title}; one colour per group.
-  function scatter(container, { points, groups, xLabel, yLabel }) {
+  function scatter(container, { points, groups, xLabel, yLabel, colors }) {
+    const paint = (i) => (colors ? colors[i] : color(i));
     const ok = points.filter((p) => isFinite(p.x) && isFinite(p.y));
     if (!ok.length) return empty(container, "no finished trials yet");
     const ys = ok.map((p) => p.y), xs = ok.map((p) => p.x);
@@ -173,11 +178,11 @@ const Charts = (() => {
     for (const t of xTicks) label(f.svg, x(t), f.y0 + 14, fmt(t), { "text-anchor": "middle", class: "tick" });
     label(f.svg, (f.x0 + f.x1) / 2, f.height - 4, xLabel, { "text-anchor": "middle", class: "axis-label" });
     for (const p of ok) {
-      const dot = el("circle", { cx: x(p.x), cy: f.y(p.y), r: 5, fill: color(groups.indexOf(p.group)), class: "dot" }, f.svg);
+      const dot = el("circle", { cx: x(p.x), cy: f.y(p.y), r: 5, fill: paint(groups.indexOf(p.group)), class: "dot" }, f.svg);
       el("title", {}, dot).textContent = p.title;
     }
-    legend(container, groups, groups.map((_, i) => color(i)));
+    legend(container, groups, groups.map((_, i) => paint(i)));
   }
 
-  return { bars, groupedBars, lines, scatter, legend, empty, color, fmt };
+  return { bars, groupedBars, lines, scatter, legend, empty, color, objectiveColor, fmt };
 })();

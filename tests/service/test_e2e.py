@@ -1,11 +1,13 @@
 """Jobs executed on real Ray through the harness, with the faults the service must survive:
-the API process killed mid-job, a trial's worker killed, and Ray losing the job altogether."""
+the API process killed mid-job (three times), a trial's worker killed, the driver killed, and
+Ray losing the job altogether. Each prints what it measured (attempts, time to recover)."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,8 +51,8 @@ def kinds(run_dir: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def crashed_service(ray_cluster: str, tmp_path_factory) -> Iterator[tuple[Server, dict]]:
-    """Jobs on a Ray cluster; the service is SIGKILLed while one runs and restarted; another
-    is cancelled while it runs. Yields the restarted service and the job ids."""
+    """Jobs on a Ray cluster; the service is SIGKILLed three times while one runs, restarted
+    each time; another is cancelled while it runs. Yields the restarted service and the ids."""
     tmp = tmp_path_factory.mktemp("crash")
     server = Server.create(f"sqlite:///{tmp / 'service.db'}", tmp / "runs", RAY_ADDRESS=ray_cluster)
     try:
@@ -62,8 +64,13 @@ def crashed_service(ray_cluster: str, tmp_path_factory) -> Iterator[tuple[Server
         }
         run_a = tmp / "runs" / jobs["a"]
         wait_for(lambda: "trial_started" in kinds(run_a), 300, "a trial of job a to start")
-        server.kill()
-        server.start()
+        for crash in range(3):  # SIGKILL mid-job, three times; each restart re-attaches
+            began = time.monotonic()
+            server.kill()
+            server.start()
+            job = server.job(jobs["a"])
+            print(f"\ncrash {crash + 1}: back in {time.monotonic() - began:.1f} s, job a "
+                  f"{job['status']}, {job['trials_done']} trial(s) done")  # fmt: skip
         jobs["cancelled"] = server.submit(tiny_spec(name="cancel-me", seeds=[2]))
         wait_for(lambda: server.job(jobs["cancelled"])["status"] == "running", 300, "it to run")
         cancel = httpx.post(f"{server.url}/jobs/{jobs['cancelled']}/cancel", headers=ALICE)
@@ -184,6 +191,42 @@ def test_a_killed_trial_worker_is_retried_not_a_failed_job(ray_cluster, serve, t
     assert "trial_retry" in seen and "trial_error" not in seen
     assert seen.count("trial_result") == 1 and job["progress"][0]["retries"] >= 1
     assert job["attempts"] == 1  # Tune retried the trial inside the same Ray job
+
+
+def _driver_of(run_dir: Path) -> int:
+    """The pid of the `tapweight run|resume` process writing ``run_dir`` (not its shell)."""
+    import psutil
+
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        line = process.info["cmdline"] or []
+        if line and Path(line[0]).name != "sh" and str(run_dir) in " ".join(line):
+            if any(Path(part).name == "tapweight" for part in line[:2]):
+                return process.info["pid"]
+    raise AssertionError(f"no driver process for {run_dir}")
+
+
+def test_a_killed_driver_is_resumed_from_its_checkpoints(ray_cluster, serve, tmp_path):
+    """kill -9 of the `tapweight run` driver: an infrastructure failure, so the service
+    resubmits `tapweight resume`; the trial that had finished is kept, not trained again."""
+    server = serve(f"sqlite:///{tmp_path / 'service.db'}", RAY_ADDRESS=ray_cluster)
+    job_id = server.submit(
+        tiny_spec(name="kill-driver", seeds=[0, 1], tune={"max_concurrent_trials": 1})
+    )
+    run = RunDirectory(tmp_path / "runs" / job_id)
+    first = wait_for(lambda: run.rows(), 300, "a first finished trial")[0]
+    os.kill(_driver_of(run.path), signal.SIGKILL)
+    killed = time.monotonic()
+    job = final(server, job_id, timeout=400)
+    recovered = time.monotonic() - killed
+    assert job["status"] == "succeeded", job
+    details = [h["detail"] for h in job["history"]]
+    assert any(d.startswith("the driver was killed (exit code") for d in details), details
+    assert job["attempts"] == 2 and job["trials_done"] == 4
+    rows = run.rows()
+    assert len({r.trial for r in rows}) == 4 and rows[0] == first
+    assert len([a for a in run.attempts(first.trial) if "replayed" not in a]) == 1
+    assert all(t["state"] == "done" for t in job["progress"])
+    print(f"\nkilled driver: {job['attempts']} attempts, finished {recovered:.0f} s after the kill")
 
 
 def test_a_job_ray_lost_is_resumed_from_its_checkpoints(serve, tmp_path):
