@@ -66,6 +66,8 @@ def _apply(trials: dict[str, dict[str, Any]], event: dict[str, Any]) -> None:
             "state": "pending", "step": None, "weights": None, "metrics": {},
         }  # fmt: skip
     trial = trials[name]
+    if trial["state"] == "done" and kind in ("trial_started", "progress", "trial_retry"):
+        return  # a resumed run replays a finished trial's row: it stays done
     trial.setdefault("retries", 0)
     trial["updated"] = event.get("time")
     if kind == "trial_started":

@@ -58,7 +58,7 @@ def crashed_service(ray_cluster: str, tmp_path_factory) -> Iterator[tuple[Server
     try:
         server.start()
         jobs = {
-            "a": server.submit(tiny_spec(name="crash-a")),
+            "a": server.submit(tiny_spec(name="crash-a", reference_strategy="uniform")),
             # A valid spec that no node of the 2-CPU test cluster can run.
             "too_big": server.submit(tiny_spec(name="too-big", resources={"cpu": 64})),
         }
@@ -139,14 +139,38 @@ def test_dashboard_shows_the_strategies_of_a_finished_job(crashed_service, brows
     wait = WebDriverWait(browser, 30)
     wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")) == len(jobs))
     wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#chart-scores .category"))
-    scored = {e.text for e in browser.find_elements(By.CSS_SELECTOR, "#chart-scores .category")}
-    assert scored == {"uniform", "no_cp"}
+    scored = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#chart-scores .category")]
+    assert {name.removeprefix("★ ") for name in scored} == {"uniform", "no_cp"}
+    assert sum(name.startswith("★ ") for name in scored) == 1  # the best one, marked
+    axis = browser.find_element(By.CSS_SELECTOR, "#chart-scores .axis-label").text
+    assert axis == "test rmse (lower is better)"
     assert browser.find_element(By.ID, "job-status").text == "succeeded"
     weights = browser.find_elements(By.CSS_SELECTOR, "#chart-weights .category")
     assert [e.text for e in weights] == ["uniform"]  # no_cp trains no weights
     assert len(browser.find_elements(By.CSS_SELECTOR, "#chart-cost circle")) == 2
     trials = browser.find_elements(By.CSS_SELECTOR, "#trials tbody tr")
     assert len(trials) == 2 and all("done" in row.text for row in trials)
+    no_cp = next(row for row in trials if "no_cp" in row.text)
+    assert "0.50" not in no_cp.text  # no weights shown for a strategy that uses none
+    (pair,) = browser.find_elements(By.CSS_SELECTOR, "#comparison tbody tr")
+    assert "no_cp" in pair.text and "too few seeds" in pair.text  # one seed: no verdict
+    assert (
+        "uniform against each other strategy"
+        in browser.find_element(By.ID, "comparison-caption").text
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    for width in (1400, 700):  # no horizontal scroll at 1400 px; usable at 700 px
+        browser.set_window_size(width, 1000)
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth"
+        )
+        assert overflow <= 0 or width < 1400, f"{overflow} px of horizontal scroll at {width}"
+        browser.save_screenshot(str(ARTIFACTS / f"dashboard-{width}.png"))
+    browser.find_element(By.ID, "report-link").click()
+    wait.until(lambda b: b.find_element(By.ID, "report").is_displayed())
+    browser.get(f"{server.url}/dashboard/#job={jobs['too_big']}")
+    wait.until(lambda b: b.find_element(By.ID, "job-status").text == "failed")
+    assert not browser.find_element(By.ID, "report").is_displayed()  # not job a's report
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, errors
     assert requested_hosts(browser) == {"127.0.0.1"}  # works without internet

