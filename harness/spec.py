@@ -96,10 +96,12 @@ def dataset_name(entry: str | MoleculeFileSpec | TextFileSpec) -> str:
     return entry if isinstance(entry, str) else entry.name
 
 
-def _dataset_domain(entry: str | MoleculeFileSpec | TextFileSpec) -> str:
+def _dataset_domain(entry: str | MoleculeFileSpec | TextFileSpec) -> Domain:
     from tapweight.data.registry import get_dataset_info
 
-    return get_dataset_info(entry).domain if isinstance(entry, str) else user_dataset_domain(entry)
+    if isinstance(entry, str):
+        return get_dataset_info(entry).domain
+    return "molecule" if isinstance(entry, MoleculeFileSpec) else "text"
 
 
 class StrategySpec(BaseModel):

@@ -64,7 +64,8 @@ def save_encoder(encoder: nn.Module, folder: str | os.PathLike[str], tokenizer: 
             "dropout": encoder.dropout,
         }
     elif isinstance(encoder, TextEncoder):
-        encoder.model.save_pretrained(target / TEXT_FOLDER)
+        model: Any = encoder.model  # a transformers PreTrainedModel
+        model.save_pretrained(target / TEXT_FOLDER)
         if tokenizer is not None:
             tokenizer.save_pretrained(target / TEXT_FOLDER)
         config = {"format": _TEXT, "folder": TEXT_FOLDER, "model_type": encoder.config.model_type}

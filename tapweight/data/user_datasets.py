@@ -149,7 +149,7 @@ def _inspect_molecules(spec: MoleculeFileSpec, data_dir: DataDir, seed: int) -> 
 
     table = load_molecule_table(spec, data_dir)
     source, rows = table.source, len(table.smiles)
-    RDLogger.DisableLog("rdApp.*")
+    RDLogger.DisableLog("rdApp.*")  # type: ignore[attr-defined]
     invalid: list[int] = []
     valid: list[int] = []
     seen: dict[str, int] = {}

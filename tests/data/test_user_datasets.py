@@ -193,9 +193,10 @@ def test_an_unreadable_file_and_an_unknown_type(tmp_path):
 
 
 def test_a_mapping_names_its_bad_fields():
-    with pytest.raises(DataError, match=r"split: Value error, unknown split 'kfold'|split"):
-        parse_user_dataset({"name": "a", "path": "x.csv", "smiles_column": "s",
-                            "label_columns": ["y"], "task_type": "regression", "split": "kfold"})  # fmt: skip
+    data = {"name": "a", "path": "x.csv", "smiles_column": "s", "label_columns": ["y"],
+            "task_type": "regression", "split": "kfold"}  # fmt: skip
+    with pytest.raises(DataError, match=r"molecule.split: unknown split 'kfold'; use scaffold"):
+        parse_user_dataset(data)
 
 
 # -- the same checks at spec-check time and from the command line --------------------------

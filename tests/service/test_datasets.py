@@ -28,9 +28,7 @@ def csv_bytes(rows: int = 120) -> bytes:
 
 
 def upload(client: TestClient, content: bytes, headers=ALICE, name="assay.csv", **fields):
-    return client.post(
-        "/datasets", headers=headers, files={"file": (name, content)}, data=fields
-    )
+    return client.post("/datasets", headers=headers, files={"file": (name, content)}, data=fields)
 
 
 def mapping(dataset_id: str) -> dict:

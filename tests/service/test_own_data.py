@@ -28,8 +28,10 @@ def tapweight(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 def test_upload_job_artifact_and_finetune_the_downloaded_encoder(ray_cluster, serve, tmp_path):
     server = serve(f"sqlite:///{tmp_path / 'service.db'}", RAY_ADDRESS=ray_cluster)
     freesolv().head(150).to_csv(tmp_path / "assay.csv", index=False)
-    dataset = {"name": "assay", "path": "assay.csv", "smiles_column": "molecule",
-               "label_columns": ["hydration"], "task_type": "regression", "split": "random"}  # fmt: skip
+    dataset = {
+        "name": "assay", "path": "assay.csv", "smiles_column": "molecule",
+        "label_columns": ["hydration"], "task_type": "regression", "split": "random",
+    }  # fmt: skip
     spec = tiny_spec(name="own-data", datasets=[dataset], strategies=["uniform"])
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     (tmp_path / "assay.yaml").write_text(yaml.safe_dump(dataset))

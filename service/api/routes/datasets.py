@@ -88,7 +88,8 @@ def _store(
             )
         except TapWeightError as error:
             raise _invalid(str(error), "file") from None
-        inspection, warnings = None, []
+        inspection: dict[str, Any] | None = None
+        warnings: list[str] = []
         if mapping:
             try:
                 inspection, warnings = _inspect(dataset, mapping)
