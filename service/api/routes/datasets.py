@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import datasets as store
 from service.api.deps import OwnerDep, SessionDep, WriteSessionDep
@@ -112,6 +113,14 @@ def _store(
         200: {"model": DatasetUploaded, "description": "the same bytes were uploaded before"},
         413: {"model": Problem, "description": "a file over TAPWEIGHT_MAX_UPLOAD_BYTES"},
         415: {"model": Problem, "description": "a body that is not multipart/form-data"},
+        422: {
+            "description": "no file, or a file or column mapping a run cannot use (one line)",
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/HTTPValidationError"}
+                }
+            },
+        },
     },
     openapi_extra=UPLOAD_BODY,
 )
@@ -127,7 +136,7 @@ async def upload_dataset(owner: OwnerDep, request: Request, response: Response) 
         )
     try:
         form = await request.form(max_files=1, max_fields=len(MAPPING_FIELDS))
-    except HTTPException as error:  # Starlette's limits on parts
+    except StarletteHTTPException as error:  # Starlette's limits on parts, a broken body
         raise _invalid(str(error.detail)) from None
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
