@@ -116,9 +116,7 @@ def _store(
         422: {
             "description": "no file, or a file or column mapping a run cannot use (one line)",
             "content": {
-                "application/json": {
-                    "schema": {"$ref": "#/components/schemas/HTTPValidationError"}
-                }
+                "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
             },
         },
     },
