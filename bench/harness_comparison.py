@@ -37,7 +37,7 @@ def _tune_searches(run, spec) -> dict[str, float]:
     for entry in (e for e in spec.strategies if issubclass(strategy_class(e.name), TrialSearch)):
         seconds = [
             WeightingResult.load(run.search_dir(dataset, entry.label, seed)).cost.wall_clock_s
-            for dataset in spec.datasets
+            for dataset in spec.dataset_names
             for seed in spec.seeds
         ]
         searches[entry.label] = sum(seconds) / len(seconds)
@@ -128,7 +128,7 @@ def main() -> None:
         )
     record(
         f"harness_{spec.name}",
-        f"Harness comparison: {spec.name} ({', '.join(spec.datasets)})",
+        f"Harness comparison: {spec.name} ({', '.join(spec.dataset_names)})",
         figures,
         note + "\n\n" + body + "\n\n" + "\n".join(links),
     )

@@ -20,10 +20,11 @@ from types import ModuleType
 from typing import Any
 
 from baselines import Budget, Strategy, make_strategy, strategy_class
+from harness.artifact import ArtifactInfo
 from harness.progress import TrialProgress
 from harness.protocol import retrain, search_seed
 from harness.row import ResultRow, RowCost
-from harness.rundir import RunDirectory, trial_key
+from harness.rundir import RunDirectory, artifact_id, trial_key
 from harness.spec import ExperimentSpec
 from tapweight.components import Components
 from tapweight.errors import TapWeightError, TrainingError
@@ -62,7 +63,7 @@ def cells_of(spec: ExperimentSpec) -> list[Cell]:
     """Every dataset × strategy × seed of the spec, in the order they are run."""
     return [
         Cell(dataset, entry.label, seed)
-        for dataset in spec.datasets
+        for dataset in spec.dataset_names
         for entry in spec.strategies
         for seed in spec.seeds
     ]
@@ -115,7 +116,7 @@ def build_parts(spec: ExperimentSpec, dataset: str, seed: int, data_dir: DataDir
 
     torch.manual_seed(seed)
     return build_components(
-        dataset,
+        spec.dataset_entry(dataset),
         spec.encoder,
         spec.objectives,
         spec.corpus,
@@ -171,13 +172,32 @@ def search_weights(
 
 def score_cell(
     spec: ExperimentSpec, cell: Cell, parts: Components, result: WeightingResult,
-    search_s: float, device: str,
+    search_s: float, device: str, run_dir: RunDirectory | None = None,
 ) -> ResultRow:  # fmt: skip
-    """Score a strategy's weights with the shared protocol: the cell's results row."""
+    """Score a strategy's weights with the shared protocol: the cell's results row. With
+    ``run_dir``, the protocol's continued-pretrained encoder and the weights are kept there as
+    the trial's artifact."""
     budget = cell_budget(spec, cell.strategy, device)
     runs = retrain(
         parts, result, budget.pretrain, budget.finetune, cell.seed, spec.protocol.finetune_seeds
     )
+    if run_dir is not None:
+        scores = runs.scores()
+        info = ArtifactInfo(
+            id=artifact_id(cell.key),
+            trial=cell.key,
+            dataset=cell.dataset,
+            strategy=cell.strategy,
+            seed=cell.seed,
+            domain=parts.domain,
+            objective_names=result.objective_names,
+            weights=result.weights,
+            continued_pretraining=result.continued_pretraining,
+            metric=scores.metric,
+            valid_mean=scores.valid_mean,
+            test_mean=scores.test_mean,
+        )
+        run_dir.write_artifact(info, runs.encoder, parts.tokenizer)
     seconds = search_s + runs.seconds
     units = spec.resources.gpu if device == "cuda" else spec.resources.cpu
     units = 1.0 if units == "auto" else float(units)

@@ -129,7 +129,7 @@ class _CellTask:
             )  # fmt: skip
             run_dir.event("progress", trial=cell.key, phase="searched", weights=result.used_weights)
             search_s = loading_s + result.cost.wall_clock_s
-            row = score_cell(self.spec, cell, parts, result, search_s, self.device)
+            row = score_cell(self.spec, cell, parts, result, search_s, self.device, run_dir)
         except (TapWeightError, RuntimeError, ValueError) as error:
             run_dir.event("trial_error", trial=cell.key, error=f"{type(error).__name__}: {error}")
             return

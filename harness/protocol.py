@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -32,6 +33,8 @@ class RetrainedRuns:
     pretrain_passes: int = 0
     finetune_passes: int = 0
     seconds: float = 0.0
+    encoder: Any = None
+    """The encoder continued-pretrained with the weights, before any finetuning: the artifact."""
 
     def scores(self) -> ProtocolScores:
         return ProtocolScores(metric=self.metric, valid=self.valid, test=self.test)
@@ -65,6 +68,7 @@ def retrain(
     weights = result.weights if result.continued_pretraining else None
     quiet = pretrain.model_copy(update={"progress": False})
     encoder, runs.pretrain_passes = parts.pretrained_copy(weights, quiet, seed)
+    runs.encoder = encoder
     for finetune_seed in finetune_seeds(seed, num_finetune_seeds):
         config = finetune_config.model_copy(update={"seed": finetune_seed, "progress": False})
         torch.manual_seed(finetune_seed)

@@ -4,8 +4,10 @@ service alike.
 ``spec.yaml`` (the spec as the service submitted it, which ``tapweight run`` reads),
 ``spec.json`` (normalized spec + hash), ``status.json``, ``events.jsonl`` (appended while
 running), ``results.jsonl`` (one row per finished trial), ``searches/`` (results of the Ray Tune
-searches of grid and Optuna), ``trials/`` (per-trial logs and TapWeight checkpoints), ``tune/``
-(Ray Tune's own experiment state, for resume) and ``report/``.
+searches of grid and Optuna), ``trials/`` (per-trial logs and TapWeight checkpoints),
+``artifacts/`` (per trial: the protocol's continued-pretrained encoder and the learned weights,
+``artifact.json``; a ``.tar.gz`` of it once downloaded), ``tune/`` (Ray Tune's own experiment
+state, for resume) and ``report/``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import tarfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,11 +26,20 @@ from typing import Any, Literal
 
 import yaml
 
+from harness.artifact import ArtifactInfo
 from harness.row import ResultRow
 from harness.spec import ExperimentSpec, parse_spec
 from tapweight.errors import ConfigError
 
-__all__ = ["RunDirectory", "RunStatus", "EventType", "read_jsonl", "split_trial_key", "trial_key"]
+__all__ = [
+    "RunDirectory",
+    "RunStatus",
+    "EventType",
+    "artifact_id",
+    "read_jsonl",
+    "split_trial_key",
+    "trial_key",
+]
 
 EventType = Literal[
     "experiment_started",
@@ -54,6 +66,11 @@ def split_trial_key(key: str) -> tuple[str, str, int] | None:
     if not dataset or not strategy or not seed.startswith("seed") or not seed[4:].isdigit():
         return None
     return dataset, strategy, int(seed[4:])
+
+
+def artifact_id(key: str) -> str:
+    """The name of a trial's artifact: its key made safe as a folder and URL segment."""
+    return _slug(key)
 
 
 def _now() -> str:
@@ -171,7 +188,7 @@ class RunDirectory:
             raise ConfigError(f"{self.path} is not a run directory (no spec.json)")
         data = json.loads(self.spec_file.read_text())
         recorded = data.pop("spec_hash", None)
-        spec = parse_spec(data)
+        spec = parse_spec(data, inspect_files=False)  # checked when the run was created
         if recorded != spec.spec_hash():
             raise ConfigError(
                 f"{self.spec_file} was edited or comes from another version of the spec "
@@ -264,6 +281,58 @@ class RunDirectory:
         """``report/figures/<name>`` once the run wrote it; None for anything else, including
         names (from a URL) that would leave the folder."""
         return _file_inside(self.figures_dir, name)
+
+    # -- artifacts --------------------------------------------------------------------------
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.path / "artifacts"
+
+    def write_artifact(self, info: ArtifactInfo, encoder: Any, tokenizer: Any = None) -> Path:
+        """Keep a trial's encoder (:func:`tapweight.artifacts.save_encoder`) and ``info``;
+        a retried trial replaces what its earlier attempt wrote."""
+        from tapweight.artifacts import save_encoder
+
+        folder = self.artifacts_dir / info.id
+        save_encoder(encoder, folder, tokenizer)
+        _atomic_write(folder / "artifact.json", info.model_dump_json(indent=2))
+        (self.artifacts_dir / f"{info.id}.tar.gz").unlink(missing_ok=True)
+        return folder
+
+    def artifacts(self) -> list[ArtifactInfo]:
+        """Every trial's artifact written so far, in trial-name order."""
+        if not self.artifacts_dir.is_dir():
+            return []
+        found = []
+        for file in sorted(self.artifacts_dir.glob("*/artifact.json")):
+            try:
+                found.append(ArtifactInfo.model_validate_json(file.read_text()))
+            except (OSError, ValueError):
+                continue  # being written; a later read sees it
+        return found
+
+    def artifact(self, name: str) -> ArtifactInfo | None:
+        """One artifact by its id; None for unknown names, including any that would leave the
+        folder."""
+        folder = _file_inside(self.artifacts_dir, f"{name}/artifact.json")
+        if folder is None:
+            return None
+        try:
+            return ArtifactInfo.model_validate_json(folder.read_text())
+        except ValueError:
+            return None
+
+    def artifact_archive(self, name: str) -> Path | None:
+        """``artifacts/<id>.tar.gz``, the artifact's folder as one download (made on first
+        request); None when there is no such artifact."""
+        if self.artifact(name) is None:
+            return None
+        archive = self.artifacts_dir / f"{name}.tar.gz"
+        if not archive.is_file():
+            partial = archive.with_name(f"{archive.name}.{os.getpid()}.partial")
+            with tarfile.open(partial, "w:gz") as tar:
+                tar.add(self.artifacts_dir / name, arcname=name)
+            os.replace(partial, archive)
+        return archive
 
     def log_attempt(self, key: str, what: str) -> None:
         """One line per time a trial function starts: how tests and users count re-runs."""

@@ -69,7 +69,7 @@ def _execute(
     data = None if data_dir is None else str(Path(data_dir).resolve())
     with running_cells(spec, run_dir, resumed, progress) as (todo, bar), _ray(address):
         resources = _trial_resources(spec)
-        for dataset in spec.datasets:
+        for dataset in spec.dataset_names:
             for entry in spec.strategies:
                 if issubclass(strategy_class(entry.name), TrialSearch):
                     for seed in spec.seeds:

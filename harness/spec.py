@@ -17,7 +17,9 @@ from typing import Annotated, Any, Literal, NoReturn
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -27,6 +29,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from baselines import REFERENCE_STRATEGY
 from tapweight.data.registry import Domain
+from tapweight.data.user_specs import MoleculeFileSpec, TextFileSpec, user_dataset_domain
 from tapweight.downstream.finetuning import FinetuneConfig
 from tapweight.errors import ConfigError, TapWeightError, describe_validation_error
 from tapweight.pretrain import PretrainConfig
@@ -38,6 +41,7 @@ __all__ = [
     "ResourcesSpec",
     "TuneSpec",
     "SpecLimits",
+    "DatasetEntry",
     "load_spec",
     "parse_spec",
     "validate_spec",
@@ -50,6 +54,8 @@ RESERVED_SETTINGS = ("seed", "checkpoint_dir")
 ENCODER_OPTION_MAX = {"num_layers": 64, "emb_dim": 8192}
 MOLECULE_FILE_SUFFIXES = (".txt", ".csv", ".gz", ".smi")
 """A molecule corpus with one of these suffixes (or a '/') is a SMILES file, not a key."""
+TEXT_FILE_SUFFIXES = (".txt", ".txt.gz")
+"""A text corpus with one of these suffixes is a file of text lines, one example per line."""
 Seed = Annotated[int, Field(ge=0, lt=2**32)]  # numpy's seed range
 # Every spec model refuses inf and NaN: JSON carries them (1e999, Infinity) but no run can.
 _SPEC_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -71,6 +77,31 @@ class SpecLimits:
 
 def _limits(info: ValidationInfo) -> SpecLimits:
     return (info.context or {}).get("limits") or SpecLimits()
+
+
+def _dataset_kind(value: Any) -> str:
+    return "key" if isinstance(value, str) else user_dataset_domain(value)
+
+
+DatasetEntry = Annotated[
+    Annotated[str, Tag("key")]
+    | Annotated[MoleculeFileSpec, Tag("molecule")]
+    | Annotated[TextFileSpec, Tag("text")],
+    Discriminator(_dataset_kind),
+]
+"""A registry key, or a mapping of the user's own file (:mod:`tapweight.data.user_specs`)."""
+
+
+def dataset_name(entry: str | MoleculeFileSpec | TextFileSpec) -> str:
+    return entry if isinstance(entry, str) else entry.name
+
+
+def _dataset_domain(entry: str | MoleculeFileSpec | TextFileSpec) -> Domain:
+    from tapweight.data.registry import get_dataset_info
+
+    if isinstance(entry, str):
+        return get_dataset_info(entry).domain
+    return "molecule" if isinstance(entry, MoleculeFileSpec) else "text"
 
 
 class StrategySpec(BaseModel):
@@ -179,8 +210,14 @@ class ExperimentSpec(BaseModel):
     domain: Literal["molecule", "text"] | None = Field(
         None, description="inferred from the datasets when left out"
     )
-    datasets: list[str] = Field(min_length=1)
-    split: Literal["scaffold", "random", "random_scaffold"] = "scaffold"
+    datasets: list[DatasetEntry] = Field(
+        min_length=1,
+        description="registry keys, or mappings of your own files (name, path or dataset_id, "
+        "columns, task_type, split)",
+    )
+    split: Literal["scaffold", "random", "random_scaffold"] = Field(
+        "scaffold", description="split of the registry's molecule datasets (a file has its own)"
+    )
     encoder: str = Field(description="starting encoder (see `tapweight data list`)")
     encoder_options: dict[str, int] = Field(
         default_factory=dict, description="GNN size for random-init encoders: num_layers, emb_dim"
@@ -210,15 +247,24 @@ class ExperimentSpec(BaseModel):
 
     @field_validator("datasets")
     @classmethod
-    def _known_labeled_datasets(cls, datasets: list[str]) -> list[str]:
-        from tapweight.data.registry import get_dataset_info
+    def _known_labeled_datasets(cls, datasets: list[DatasetEntry]) -> list[DatasetEntry]:
+        from tapweight.data.registry import DATASETS, get_dataset_info
 
-        if len(set(datasets)) != len(datasets):
-            raise ValueError(f"datasets repeat: {datasets}")
-        for key in datasets:
-            info = _config_error_as_value(get_dataset_info, key)
+        names = [dataset_name(entry) for entry in datasets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"datasets repeat: {names}")
+        for entry in datasets:
+            if not isinstance(entry, str):
+                if entry.name in DATASETS:
+                    raise ValueError(
+                        f"{entry.name!r} is a registry dataset's key; name your file otherwise"
+                    )
+                continue
+            info = _config_error_as_value(get_dataset_info, entry)
             if info.kind != "labeled":
-                raise ValueError(f"{key!r} is an unlabeled corpus; a downstream task needs labels")
+                raise ValueError(
+                    f"{entry!r} is an unlabeled corpus; a downstream task needs labels"
+                )
         return datasets
 
     @field_validator("encoder_options")
@@ -287,14 +333,14 @@ class ExperimentSpec(BaseModel):
         return strategies
 
     @model_validator(mode="after")
-    def _consistent(self) -> ExperimentSpec:
+    def _consistent(self, info: ValidationInfo) -> ExperimentSpec:
         """Checks across fields, each problem raised at its own field's location (so the API
-        and the CLI name ``strategies.1``, not the whole spec)."""
-        from tapweight.data.registry import get_dataset_info
+        and the CLI name ``strategies.1``, not the whole spec). With ``inspect_files`` in the
+        context, the user's own dataset files are read and checked too."""
         from tapweight.models.registry import encoder_domain
         from tapweight.objectives import OBJECTIVES
 
-        domains = {get_dataset_info(key).domain for key in self.datasets}
+        domains = {_dataset_domain(entry) for entry in self.datasets}
         if len(domains) > 1:
             _raise([(("datasets",), f"datasets mix domains {sorted(domains)}; one experiment, "
                      "one domain")])  # fmt: skip
@@ -304,6 +350,8 @@ class ExperimentSpec(BaseModel):
                      "datasets")])  # fmt: skip
         self.domain = domain
         problems: list[tuple[tuple[str | int, ...], str]] = []
+        if (info.context or {}).get("inspect_files"):
+            problems += _file_problems(self.datasets)
         encoder = _config_error_as_value(encoder_domain, self.encoder)
         if encoder != domain:
             problems.append(
@@ -347,6 +395,18 @@ class ExperimentSpec(BaseModel):
             )
         return None
 
+    @property
+    def dataset_names(self) -> list[str]:
+        """Each dataset's name: its registry key, or the name of the user's file."""
+        return [dataset_name(entry) for entry in self.datasets]
+
+    def dataset_entry(self, name: str) -> str | MoleculeFileSpec | TextFileSpec:
+        """What build_components takes for dataset ``name``."""
+        for entry in self.datasets:
+            if dataset_name(entry) == name:
+                return entry
+        raise ConfigError(f"no dataset {name!r} in the spec")
+
     def budget_for(self, entry: StrategySpec):
         """The :class:`~baselines.Budget` one strategy searches with (same runs as the protocol)."""
         from baselines import Budget
@@ -377,6 +437,28 @@ class ExperimentSpec(BaseModel):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def _file_problems(
+    datasets: list[str | MoleculeFileSpec | TextFileSpec],
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Each user file's first problem (what a trial's load would refuse), at its entry."""
+    import logging
+
+    from tapweight.data.user_datasets import inspect_user_dataset
+
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for index, entry in enumerate(datasets):
+        if isinstance(entry, str):
+            continue
+        try:
+            found = inspect_user_dataset(entry)
+        except TapWeightError as error:
+            problems.append((("datasets", index), str(error)))
+            continue
+        for warning in found.warnings:
+            logging.getLogger("harness.spec").warning("%s", warning)
+    return problems
+
+
 def _corpus_problem(corpus: str, domain: Domain) -> str | None:
     """Why ``corpus`` cannot be read for a ``domain`` experiment (checked without reading it)."""
     from tapweight.data.registry import DATASETS, dataset_keys
@@ -388,8 +470,12 @@ def _corpus_problem(corpus: str, domain: Domain) -> str | None:
         return None if found == domain else f"{corpus!r} is a {found} dataset, not {domain}"
     if domain == "molecule" and (corpus.endswith(MOLECULE_FILE_SUFFIXES) or "/" in corpus):
         return None if Path(corpus).is_file() else f"the SMILES file {corpus!r} does not exist"
+    if domain == "text" and corpus.endswith(TEXT_FILE_SUFFIXES):
+        return None if Path(corpus).is_file() else f"the text file {corpus!r} does not exist"
     files = (
-        f", or a SMILES file ({', '.join(MOLECULE_FILE_SUFFIXES)})" if domain == "molecule" else ""
+        f", or a SMILES file ({', '.join(MOLECULE_FILE_SUFFIXES)})"
+        if domain == "molecule"
+        else f", or a file of text lines ({', '.join(TEXT_FILE_SUFFIXES)})"
     )
     return (
         f"unknown corpus {corpus!r}; use 'task', a {domain} dataset key "
@@ -420,18 +506,24 @@ def _config_error_as_value(function, argument):
         raise ValueError(str(error)) from None
 
 
-def validate_spec(data: Any, limits: SpecLimits | None = None) -> ExperimentSpec:
+def validate_spec(
+    data: Any, limits: SpecLimits | None = None, inspect_files: bool = True
+) -> ExperimentSpec:
     """Validate a spec within ``limits`` (default :class:`SpecLimits`); raises pydantic's
-    ValidationError, whose ``loc`` the service reports."""
-    return ExperimentSpec.model_validate(data, context={"limits": limits or SpecLimits()})
+    ValidationError, whose ``loc`` the service reports. ``inspect_files`` reads and checks
+    the user's own dataset files (a finished run's spec no longer needs them)."""
+    context = {"limits": limits or SpecLimits(), "inspect_files": inspect_files}
+    return ExperimentSpec.model_validate(data, context=context)
 
 
-def parse_spec(data: Any, limits: SpecLimits | None = None) -> ExperimentSpec:
+def parse_spec(
+    data: Any, limits: SpecLimits | None = None, inspect_files: bool = True
+) -> ExperimentSpec:
     """Validate a spec from parsed YAML/JSON; :class:`ConfigError` lists every bad field."""
     if not isinstance(data, dict):
         raise ConfigError(f"an experiment spec is a mapping, got {type(data).__name__}")
     try:
-        return validate_spec(data, limits)
+        return validate_spec(data, limits, inspect_files)
     except ValidationError as error:
         message = describe_validation_error(error, separator="\n", unnamed=None)
         raise ConfigError("invalid experiment spec:\n" + message) from None

@@ -93,7 +93,7 @@ def run_cell(config: dict[str, Any]) -> None:
         _report({"phase": "searched", "weights": result.used_weights}, state)
     maybe_fail(cell.key, run_dir)
     result = WeightingResult.model_validate(state["result"])
-    row = score_cell(spec, cell, parts, result, state["search_s"], device)
+    row = score_cell(spec, cell, parts, result, state["search_s"], device, run_dir)
     final = {**state, "row": row.model_dump(mode="json")}
     _report({"phase": "done", ROW: row.model_dump_json()}, final)
 

@@ -51,6 +51,12 @@ def _allowed_methods(app: FastAPI, scope: Scope) -> str:
     return ", ".join(sorted(methods))
 
 
+def body_limit(settings: Any, scope: Scope) -> int:
+    """The largest body of this request: an upload (POST /datasets) has its own limit."""
+    upload = scope.get("method") == "POST" and scope.get("path", "").rstrip("/") == "/datasets"
+    return settings.max_upload_bytes if upload else settings.max_body_bytes
+
+
 def body_too_large(limit: int) -> JSONResponse:
     """The one 413, whether the limit shows in Content-Length or while a chunked body is read."""
     return JSONResponse(
@@ -62,7 +68,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         if error.status_code == 413:
-            return body_too_large(request.app.state.settings.max_body_bytes)
+            return body_too_large(body_limit(request.app.state.settings, request.scope))
         if error.status_code == 405:
             error.headers = {**(error.headers or {}), "Allow": _allowed_methods(app, request.scope)}
         return await http_exception_handler(request, error)

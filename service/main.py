@@ -19,7 +19,7 @@ from service.api.main import api_router
 from service.api.spec_body import spec_schemas
 from service.auth import TokenAuth
 from service.db import Database, upgrade
-from service.errors import body_too_large, install_error_handlers
+from service.errors import body_limit, body_too_large, install_error_handlers
 from service.ray_jobs import RayJobsClient
 from service.reconciler import Reconciler
 from service.runs import ProgressReader
@@ -57,21 +57,23 @@ class SecurityHeaders:
 
 
 class BodyLimit:
-    """The largest request body, answered with one JSON 413: at once when Content-Length is
+    """The largest request body (an upload's own limit for POST /datasets), answered with one
+    JSON 413: at once when Content-Length is
     over the limit, else as soon as the body read so far is. (Starlette's limiter, behind
     FastAPI's ``max_body_size``, answers the first case in text/plain.)"""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
-        self.limit = limit
+        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = body_limit(self.settings, scope)
         length = Headers(scope=scope).get("content-length", "")
-        if length.isdigit() and int(length) > self.limit:
-            await body_too_large(self.limit)(scope, receive, send)
+        if length.isdigit() and int(length) > limit:
+            await body_too_large(limit)(scope, receive, send)
             return
         received = 0
 
@@ -79,7 +81,7 @@ class BodyLimit:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.limit:
+            if received > limit:
                 raise HTTPException(413)  # our handler answers it with body_too_large
             return message
 
@@ -120,13 +122,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router)
     app.mount("/dashboard", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")
 
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(SecurityHeaders)
     if settings.cors_origins:  # off unless origins are configured
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
         )
 

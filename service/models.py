@@ -1,4 +1,5 @@
-"""SQLAlchemy tables: jobs, their status transitions, and the per-trial results they produced.
+"""SQLAlchemy tables: jobs, their status transitions, the per-trial results they produced, and
+the datasets their owners uploaded.
 
 API shapes live in :mod:`service.schemas`; these classes are storage only.
 """
@@ -12,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Enum,
@@ -153,3 +155,24 @@ class TrialResult(Base):
     row: Mapped[dict[str, Any]] = mapped_column(JSON)
 
     job: Mapped[Job] = relationship(back_populates="results")
+
+
+class Dataset(Base):
+    """An uploaded file: one per owner and content (the same bytes twice are one dataset)."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (
+        UniqueConstraint("owner", "sha256", name="uq_datasets_owner_sha256"),
+        Index("ix_datasets_owner_created", "owner", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(255))
+    format: Mapped[str] = mapped_column(String(16))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(Integer)
+    columns: Mapped[list[str]] = mapped_column(JSON)
+    path: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from harness.artifact import ArtifactInfo
 from service.models import JobStatus
 
 
@@ -15,6 +16,7 @@ class JobLinks(BaseModel):
     events: str
     results: str
     report: str
+    artifacts: str
     cancel: str
     dashboard: str
 
@@ -26,6 +28,7 @@ class JobLinks(BaseModel):
             events=f"{base}/events",
             results=f"{base}/results",
             report=f"{base}/report",
+            artifacts=f"{base}/artifacts",
             cancel=f"{base}/cancel",
             dashboard=f"/dashboard/#job={job_id}",
         )
@@ -138,6 +141,55 @@ class JobDetail(JobSummary):
     comparison: list[PairedComparison] = Field(
         description="the reference strategy against each other one, per dataset"
     )
+    recommended_artifacts: dict[str, str] = Field(
+        default_factory=dict,
+        description="per dataset, the artifact with the best validation score "
+        "(GET /jobs/{id}/artifacts/{artifact})",
+    )
+
+
+class ArtifactPublic(ArtifactInfo):
+    """A trial's encoder and weights, and where to download them."""
+
+    recommended: bool = Field(description="the best validation score of its dataset")
+    download: str = Field(description="a .tar.gz of the artifact's folder")
+
+
+class ArtifactList(BaseModel):
+    items: list[ArtifactPublic]
+    recommended: dict[str, str] = Field(description="per dataset, the recommended artifact's id")
+
+
+class DatasetPublic(BaseModel):
+    """An uploaded file, as the service read it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str = Field(description="name it in a spec: {dataset_id: ..., plus the column mapping}")
+    filename: str
+    format: str = Field(description="csv, tsv, jsonl or lines")
+    size_bytes: int
+    sha256: str
+    rows: int
+    columns: list[str]
+    created_at: dt.datetime
+
+
+class DatasetUploaded(DatasetPublic):
+    created: bool = Field(description="false when the same bytes were uploaded before")
+    inspection: dict[str, Any] | None = Field(
+        None,
+        description="with a column mapping: tasks or classes, invalid SMILES, label coverage, "
+        "split sizes",
+    )
+    warnings: list[str] = Field(default_factory=list)
+
+
+class DatasetPage(BaseModel):
+    items: list[DatasetPublic]
+    total: int
+    limit: int
+    offset: int
 
 
 class Health(BaseModel):

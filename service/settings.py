@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     data_dir: Path | None = Field(
         default=None, description="shared data; spec paths must resolve inside it"
     )
+    uploads_dir: Path | None = Field(
+        default=None,
+        description="uploaded datasets, shared with the Ray nodes; unset: `datasets/` in the "
+        "runs directory",
+    )
+    max_upload_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="largest dataset upload (POST /datasets)"
+    )
     cache_dir: Path | None = Field(default=None, description="download cache the jobs use")
     offline: bool = Field(
         default=False, description="jobs never download (also sets HF_HUB_OFFLINE)"
@@ -130,6 +138,10 @@ class Settings(BaseSettings):
             cast(DotEnvSettingsSource, dotenv_settings),
         )
         return init_settings, env, dotenv, SecretFiles(settings_cls, env, dotenv)
+
+    def uploads_root(self) -> Path:
+        """Where uploads are kept (absolute, as a Ray node reads the spec's paths)."""
+        return (self.uploads_dir or self.runs_dir / "datasets").resolve()
 
     def spec_limits(self) -> SpecLimits:
         """What one submitted spec may ask for."""

@@ -71,33 +71,104 @@ def _summary(name: str, data_dir: Path | None, split: str, seed: int) -> dict[st
     return load_text_task(name, data_dir, seed).summary()
 
 
+def user_dataset_from_options(
+    path: str, options: dict[str, str | None], split: str
+) -> object | None:
+    """A dataset mapping from a YAML file, or from a data file and the column options (None
+    when no column is named: the file is only described)."""
+    from tapweight.data.user_specs import load_user_dataset_file, parse_user_dataset
+
+    if path.endswith((".yaml", ".yml")):
+        return load_user_dataset_file(path)
+    given = {k: v for k, v in options.items() if v is not None}
+    if not given:
+        return None
+    mapping: dict[str, object] = {"name": _safe_name(Path(path).name), "path": path, **given}
+    if "label_columns" in mapping:
+        mapping["label_columns"] = [c.strip() for c in str(given["label_columns"]).split(",")]
+    if "smiles_column" in mapping:
+        mapping["split"] = split
+    elif split != "scaffold":  # the molecule default means "not given" for text
+        mapping["split"] = split
+    return parse_user_dataset(mapping)
+
+
+def _safe_name(file_name: str) -> str:
+    import re
+
+    stem = file_name.split(".")[0]
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", stem).lstrip("_.-")[:64] or "dataset"
+
+
 @data_app.command("show")
 def data_show(
-    name: str,
+    name: Annotated[
+        str, typer.Argument(help="a registry key, a dataset mapping (.yaml) or your own file")
+    ],
     data_dir: DataDir = None,
-    split: Split = "scaffold",
+    split: Annotated[
+        str, typer.Option(help="scaffold, random, random_scaffold or column:<name>")
+    ] = "scaffold",
     seed: Seed = 0,
+    smiles_column: Annotated[str | None, typer.Option(help="your molecule file's SMILES")] = None,
+    label_columns: Annotated[
+        str | None, typer.Option(help="your molecule file's labels, comma-separated")
+    ] = None,
+    task_type: Annotated[str | None, typer.Option(help="classification or regression")] = None,
+    text_column: Annotated[str | None, typer.Option(help="your text file's text")] = None,
+    text_pair_column: Annotated[str | None, typer.Option(help="its second text")] = None,
+    label_column: Annotated[str | None, typer.Option(help="your text file's label")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Rows, tasks, invalid SMILES, label coverage and split sizes of one dataset."""
-    from tapweight.data.registry import get_dataset_info
+    """Rows, tasks, invalid SMILES, label coverage and split sizes of one dataset: a registry
+    key, or your own CSV/TSV/JSONL file with its columns named (or a YAML mapping of them)."""
+    from tapweight.data.registry import DATASETS, get_dataset_info
 
-    info = get_dataset_info(name)
-    summary = _summary(name, data_dir, split, seed)
-    table = Table(("field", "value"), title=f"{name}: {info.description}")
+    notes: list[str] = []
+    if name in DATASETS:
+        title = f"{name}: {get_dataset_info(name).description}"
+        summary = _summary(name, data_dir, split, seed)
+    else:
+        from tapweight.data.user_datasets import inspect_user_dataset
+        from tapweight.data.user_files import describe_file
+        from tapweight.data.user_specs import resolve_user_path
+
+        options = {
+            "smiles_column": smiles_column, "label_columns": label_columns,
+            "task_type": task_type, "text_column": text_column,
+            "text_pair_column": text_pair_column, "label_column": label_column,
+        }  # fmt: skip
+        spec = user_dataset_from_options(name, options, split)
+        if spec is None:
+            if name not in DATASETS and not Path(name).suffix:
+                get_dataset_info(name)  # an unknown key: the registry's message lists the keys
+            summary = describe_file(resolve_user_path(name, data_dir))
+            title = f"{name} (name its columns to see tasks and splits: --smiles-column, ...)"
+        else:
+            found = inspect_user_dataset(spec, data_dir, seed)  # type: ignore[arg-type]
+            summary, notes = found.summary, [f"[yellow]warning:[/] {w}" for w in found.warnings]
+            title = f"{name}: your {summary['domain']} dataset {summary['name']!r}"
+    table = Table(("field", "value"), title=title)
     for key, value in summary.items():
-        table.add_row(
-            key,
-            ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value,
+        shown = (
+            ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value
         )
-    emit(table, data=summary, as_json=as_json)
+        table.add_row(key, ", ".join(map(str, shown)) if isinstance(shown, list) else shown)
+    emit(table, notes=notes, data=summary, as_json=as_json)
 
 
 @app.command()
 def finetune(
-    dataset: Annotated[str, typer.Option(help="labeled dataset key (tapweight data list)")],
+    dataset: Annotated[
+        str,
+        typer.Option(help="labeled dataset key (tapweight data list) or a dataset mapping .yaml"),
+    ],
     encoder: Annotated[
-        str, typer.Option(help="encoder spec: gin, gcn_supervised_contextpred, minilm, ...")
+        str,
+        typer.Option(
+            help="encoder spec: gin, gcn_supervised_contextpred, minilm, ..., or a saved "
+            "encoder (a downloaded artifact folder, or its encoder.pt)"
+        ),
     ] = "gin",
     data_dir: DataDir = None,
     split: Split = "scaffold",
@@ -116,7 +187,8 @@ def finetune(
     from tapweight.downstream.finetuning import FinetuneConfig
     from tapweight.downstream.finetuning import finetune as run_finetune
 
-    parts = build_components(dataset, encoder, [], data_dir=data_dir, split=split, seed=seed,
+    source = user_dataset_from_options(dataset, {}, split) or dataset
+    parts = build_components(source, encoder, [], data_dir=data_dir, split=split, seed=seed,  # type: ignore[arg-type]
                              max_length=max_length)  # fmt: skip
     task, model = parts.task, parts.encoder
     config = FinetuneConfig(
@@ -254,6 +326,16 @@ def demo(
         f"({cost.passes}); one seed, so differences of a few tenths are noise."
     )
     emit(table, notes=[spent], as_json=as_json)
+
+
+def _add_client_commands() -> None:
+    from tapweight.client_cli import fetch, submit
+
+    app.command("submit")(submit)
+    app.command("fetch")(fetch)
+
+
+_add_client_commands()
 
 
 def _add_plugin_commands() -> None:

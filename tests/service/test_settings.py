@@ -35,6 +35,8 @@ def test_every_variable_keeps_its_name(monkeypatch):
         "TAPWEIGHT_API_TOKENS": "alpha, beta,",
         "TAPWEIGHT_RUNS_DIR": "/runs",
         "TAPWEIGHT_DATA_DIR": "/data",
+        "TAPWEIGHT_UPLOADS_DIR": "/uploads",
+        "TAPWEIGHT_MAX_UPLOAD_BYTES": "2048",
         "TAPWEIGHT_CACHE_DIR": "/cache",
         "TAPWEIGHT_OFFLINE": "1",
         "TAPWEIGHT_EXECUTOR": "none",
@@ -55,6 +57,7 @@ def test_every_variable_keeps_its_name(monkeypatch):
     assert settings.ray_address == "http://head:8265"
     assert settings.api_tokens == ("alpha", "beta")
     assert settings.runs_dir == Path("/runs") and settings.data_dir == Path("/data")
+    assert settings.uploads_root() == Path("/uploads") and settings.max_upload_bytes == 2048
     assert settings.cache_dir == Path("/cache") and settings.offline is True
     assert settings.executor == "none" and settings.max_body_bytes == 4096
     assert settings.cors_origins == ("https://a.example", "https://b.example")

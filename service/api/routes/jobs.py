@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import EventSourceResponse
 
+from harness.artifact import recommended_artifacts
 from harness.row import ResultRow
 from harness.rundir import RunDirectory
 from harness.spec import parse_spec
@@ -22,6 +23,8 @@ from service.api.spec_body import ACCEPTED, OPENAPI_BODY, SpecBody
 from service.models import Job, JobStatus, is_job_id
 from service.runs import settled
 from service.schemas import (
+    ArtifactList,
+    ArtifactPublic,
     JobAccepted,
     JobDetail,
     JobPage,
@@ -110,16 +113,16 @@ def get_job(job_id: str, owner: OwnerDep, session: SessionDep, request: Request)
     """Status and history; progress per trial while it runs; weights and scores per strategy
     (and per seed) as trials finish."""
     job = _job_or_404(session, owner, job_id)
-    progress = settled(
-        request.app.state.progress.trials(RunDirectory(job.run_dir)), job.status.final
-    )
+    run = RunDirectory(job.run_dir)
+    progress = settled(request.app.state.progress.trials(run), job.status.final)
     return JobDetail(
         **JobSummary.model_validate(job).model_dump(exclude={"links"}),
         spec=job.spec,
         history=[StatusChange(status=e.status, detail=e.detail, at=e.at) for e in job.events],
         progress=progress,
         results=crud.summarize_results(job.results),
-        comparison=crud.compare_results(job.results, parse_spec(job.spec)),
+        comparison=crud.compare_results(job.results, parse_spec(job.spec, inspect_files=False)),
+        recommended_artifacts=recommended_artifacts(run.artifacts()),
     )
 
 
@@ -128,6 +131,53 @@ def get_results(job_id: str, owner: OwnerDep, session: SessionDep) -> list[Resul
     """Every finished trial's full results row (with its weight trajectory)."""
     job = _job_or_404(session, owner, job_id)
     return crud.stored_rows(job.results)
+
+
+@router.get("/{job_id}/artifacts", response_model=ArtifactList, responses=NOT_FOUND)
+def list_artifacts(job_id: str, owner: OwnerDep, session: SessionDep) -> ArtifactList:
+    """Each finished trial's continued-pretrained encoder and learned weights; ``recommended``
+    names, per dataset, the one with the best validation score."""
+    job = _job_or_404(session, owner, job_id)
+    found = RunDirectory(job.run_dir).artifacts()
+    best = recommended_artifacts(found)
+    items = [
+        ArtifactPublic(
+            **item.model_dump(),
+            recommended=best.get(item.dataset) == item.id,
+            download=f"/jobs/{job.id}/artifacts/{item.id}",
+        )
+        for item in found
+    ]
+    return ArtifactList(items=items, recommended=best)
+
+
+@router.get(
+    "/{job_id}/artifacts/{artifact_id}",
+    responses={
+        **NOT_FOUND,
+        200: {
+            "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the artifact's folder as .tar.gz: molecules encoder.pt + "
+            "encoder.json, text a save_pretrained folder; artifact.json says what it is",
+        },
+    },
+    response_class=Response,
+)
+def download_artifact(
+    job_id: str,
+    artifact_id: Annotated[str, Path(max_length=300)],
+    owner: OwnerDep,
+    session: SessionDep,
+) -> Response:
+    """One trial's artifact, for `tapweight finetune --encoder` (molecules) or
+    ``AutoModel.from_pretrained`` (text) once unpacked."""
+    job = _job_or_404(session, owner, job_id)
+    archive = RunDirectory(job.run_dir).artifact_archive(artifact_id)
+    if archive is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"job {job_id} has no artifact {artifact_id[:80]!r}"
+        )
+    return FileResponse(archive, media_type="application/gzip", filename=archive.name)
 
 
 @router.post(
