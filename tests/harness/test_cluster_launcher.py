@@ -34,6 +34,14 @@ LOCAL = Path("cluster/local.yaml")
 HEAD, WORKER = "127.0.0.2", "127.0.0.3"
 KEY = Path.home() / ".ssh" / "tapweight_local"
 PROJECT_LINK = Path.home() / "tapweight"
+README_COMMANDS = (
+    'ln -sfn "$PWD" ~/tapweight',
+    "export RAY_UP_enable_autoscaler_v2=0",
+    f"ray up -y {LOCAL}",
+    f"ray submit {LOCAL} cluster/entry.py",
+    f"ray down -y {LOCAL}",
+)
+"""The README's rehearsal, which :class:`LocalCluster` runs (``up``, ``submit``, ``down``)."""
 SAME_IN_BOTH = ("file_mounts", "rsync_exclude", "setup_commands", "idle_timeout_minutes")
 """What the local rehearsal must share with the cloud config: the project and its set-up."""
 
@@ -62,6 +70,12 @@ def test_launcher_configs_pass_rays_checks_and_differ_only_in_nodes():
         "head_node_type", "worker_setup_commands", "head_start_ray_commands",
         "worker_start_ray_commands",
     }  # fmt: skip
+
+
+def test_readme_rehearses_with_the_commands_the_cluster_test_runs():
+    section = (ROOT / "README.md").read_text().split("## Run on a cluster", 1)[1]
+    for line in README_COMMANDS:
+        assert line in section, line
 
 
 def _listening(host: str) -> bool:
