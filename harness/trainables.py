@@ -38,6 +38,12 @@ def trial_device() -> str:
     return "cuda" if ray.get_gpu_ids() else "cpu"
 
 
+def _node_address() -> str:
+    import ray
+
+    return ray.util.get_node_ip_address()
+
+
 def _report(metrics: dict[str, Any], state: dict[str, Any] | None = None) -> None:
     from ray import tune
 
@@ -73,7 +79,9 @@ def run_cell(config: dict[str, Any]) -> None:
         run_dir.log_attempt(cell.key, "replayed finished result")
         _report({"phase": "done", ROW: finished.model_dump_json()})
         return
-    run_dir.log_attempt(cell.key, "resumed after search" if state else "started")
+    # where each attempt ran: after a lost node, the retry names the node that took it over
+    attempt = "resumed after search" if state else "started"
+    run_dir.log_attempt(cell.key, f"{attempt} on {_node_address()}")
     torch.set_num_threads(max(1, int(spec.resources.cpu)))
     began = time.perf_counter()
     device = trial_device()
