@@ -38,7 +38,9 @@ STRATEGIES: dict[str, dict] = {
     "meta_tartan": {},
     "luo": {},
 }
-RUN_STEPS, TRIALS = 20, 6
+RUN_STEPS, TRIALS = 50, 6
+MARGIN = 0.10
+"""Found: at least this much more weight on the helpful objective than on the harmful one."""
 """One continued-pretraining run (a grid point, an Optuna trial) and how many fit the budget."""
 
 
@@ -103,7 +105,7 @@ def main() -> None:
             harmful = statistics.fmean(w[HARMFUL] for w in weights)
             helpful = statistics.fmean(w[HELPFUL] for w in weights)
             figures[dataset][name] = {"harmful": harmful, "helpful": helpful, "seeds": len(weights)}
-            found = "yes" if helpful > 1 / 3 > harmful else "no"
+            found = "yes" if helpful - harmful >= MARGIN else "no"
             seconds = statistics.fmean(r["seconds"] for r in runs if "seconds" in r)
             rows.append(
                 [dataset, name, f"{harmful:.2f}", f"{helpful:.2f}", found, len(weights),
@@ -113,8 +115,8 @@ def main() -> None:
         f"Objectives {' / '.join(OBJECTIVES)}; seeds {seeds}; GIN {ENCODER_OPTIONS}, random "
         f"init; budget {RUN_STEPS * TRIALS} continued-pretraining steps per strategy (runs of "
         f"{RUN_STEPS}: {TRIALS} grid points or Optuna trials). Weights are the strategy's final "
-        "ones, mean over seeds; uniform is 0.33 each by definition. *Found* = more than a third "
-        "of the weight on the helpful objective and less than a third on the harmful one.\n\n"
+        "ones, mean over seeds; uniform is 0.33 each by definition. *Found* = at least "
+        f"{MARGIN:.2f} more weight on the helpful objective than on the harmful one.\n\n"
         + table(
             [
                 "dataset",
