@@ -143,8 +143,7 @@ def _summary(run_dir, written: Path | None = None, as_json: bool = False) -> Non
         },
         "reference": reference,
         "paired": [
-            asdict(d) | {"verdict": d.verdict}
-            for d in (paired_differences(rows_read, reference) if reference else [])
+            d.model_dump() for d in (paired_differences(rows_read, reference) if reference else [])
         ],
     }
     emit(*tables, notes=[f"report: {path} (and report.html, figures/)"], data=data, as_json=as_json)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
 from harness.row import ResultRow
 from tapweight.downstream.metrics import HIGHER_IS_BETTER
 
@@ -38,9 +40,11 @@ POWER = 0.8
 Verdict = Literal["win", "loss", "no detectable difference", "too few seeds"]
 
 
-@dataclass(frozen=True)
-class PairedDifference:
-    """The reference against one strategy on one dataset, over their common seeds."""
+class PairedDifference(BaseModel):
+    """The reference against one strategy on one dataset, over their common seeds (the
+    report's table, ``tapweight report --json`` and the service's ``comparison``)."""
+
+    model_config = ConfigDict(frozen=True)
 
     dataset: str
     metric: str
@@ -50,14 +54,16 @@ class PairedDifference:
     mean: float
     """Mean over seeds of the reference's test score minus the strategy's (+ = reference better,
     whatever the metric's direction)."""
-    low: float | None
+    low: float | None = Field(description="95% interval (Student's t); none with one seed")
     high: float | None
-    """95% confidence interval of ``mean`` (Student's t); None with fewer than 2 seeds."""
-    p_value: float | None
-    """Two-sided paired t-test; None with fewer than 2 seeds or no spread at all."""
+    p_value: float | None = Field(
+        description="two-sided paired t-test; none with one seed or no spread at all"
+    )
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def verdict(self) -> Verdict:
+        """A win or a loss only when the interval excludes 0."""
         if self.low is None or self.high is None:
             return "too few seeds"
         if self.low > 0:

@@ -3,14 +3,13 @@ history of a job is complete."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from harness.paired import paired_differences
+from harness.paired import PairedDifference, paired_differences
 from harness.row import ResultRow
 from harness.spec import ExperimentSpec
 from harness.summary import summarize
@@ -23,7 +22,7 @@ from service.models import (
     new_job_id,
     utcnow,
 )
-from service.schemas import PairedComparison, SeedScore, StrategyResult
+from service.schemas import SeedScore, StrategyResult
 from tapweight.downstream.metrics import HIGHER_IS_BETTER
 
 
@@ -165,14 +164,11 @@ def stored_rows(results: list[TrialResult]) -> list[ResultRow]:
     return [ResultRow.model_validate(result.row) for result in results]
 
 
-def compare_results(results: list[TrialResult], spec: ExperimentSpec) -> list[PairedComparison]:
+def compare_results(results: list[TrialResult], spec: ExperimentSpec) -> list[PairedDifference]:
     """The spec's reference strategy against each other one (none without a reference)."""
     if spec.reference is None:
         return []
-    return [
-        PairedComparison(**asdict(difference), verdict=difference.verdict)
-        for difference in paired_differences(stored_rows(results), spec.reference)
-    ]
+    return paired_differences(stored_rows(results), spec.reference)
 
 
 def summarize_results(results: list[TrialResult]) -> list[StrategyResult]:

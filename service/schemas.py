@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from harness.artifact import ArtifactInfo
+from harness.paired import PairedDifference
 from service.models import JobStatus
 
 
@@ -117,28 +118,12 @@ class StrategyResult(BaseModel):
     seeds: list[SeedScore]
 
 
-class PairedComparison(BaseModel):
-    """The spec's reference strategy against one other strategy on one dataset, paired by
-    seed (``harness.paired``): + means the reference is better, whatever the metric."""
-
-    dataset: str
-    metric: str
-    reference: str
-    strategy: str
-    seeds: int
-    mean: float
-    low: float | None = Field(description="95% interval (Student's t); none with one seed")
-    high: float | None
-    p_value: float | None = Field(description="two-sided paired t-test")
-    verdict: Literal["win", "loss", "no detectable difference", "too few seeds"]
-
-
 class JobDetail(JobSummary):
     spec: dict[str, Any]
     history: list[StatusChange]
     progress: list[TrialState]
     results: list[StrategyResult]
-    comparison: list[PairedComparison] = Field(
+    comparison: list[PairedDifference] = Field(
         description="the reference strategy against each other one, per dataset"
     )
     recommended_artifacts: dict[str, str] = Field(

@@ -17,21 +17,6 @@ from tapweight.data.text_tasks import TextTask, load_text_task
 from tapweight.errors import DataError
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh cache per test and no network."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("TAPWEIGHT_CACHE_DIR", str(cache))
-    monkeypatch.setenv("TAPWEIGHT_OFFLINE", "1")
-    return cache
-
-
-def _need(data_dir: Path, *folders: str) -> None:
-    for folder in folders:
-        if not (data_dir / folder).is_dir():
-            pytest.skip(f"{folder} is not in TAPWEIGHT_DATA_DIR")
-
-
 def _write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
@@ -51,8 +36,8 @@ def _jsonl(records: list[dict]) -> str:
 
 
 @pytest.mark.dataset
-def test_rte_sizes_labels_and_pairs(data_dir: Path) -> None:
-    _need(data_dir, "glue_rte")
+def test_rte_sizes_labels_and_pairs(need, data_dir: Path) -> None:
+    need("glue_rte")
     task = load_text_task("glue_rte", data_dir, seed=0)
     assert isinstance(task, TextTask)
     assert len(task.train) + len(task.valid) == 2490
@@ -74,8 +59,8 @@ def test_rte_sizes_labels_and_pairs(data_dir: Path) -> None:
 
 
 @pytest.mark.dataset
-def test_rte_split_is_seeded_and_disjoint(data_dir: Path) -> None:
-    _need(data_dir, "glue_rte")
+def test_rte_split_is_seeded_and_disjoint(need, data_dir: Path) -> None:
+    need("glue_rte")
     a = load_text_task("glue_rte", data_dir, seed=0)
     b = load_text_task("glue_rte", data_dir, seed=0)
     c = load_text_task("glue_rte", data_dir, seed=1)
@@ -97,8 +82,8 @@ def test_rte_split_is_seeded_and_disjoint(data_dir: Path) -> None:
 
 
 @pytest.mark.dataset
-def test_stsb_regression_labels(data_dir: Path) -> None:
-    _need(data_dir, "glue_stsb")
+def test_stsb_regression_labels(need, data_dir: Path) -> None:
+    need("glue_stsb")
     task = load_text_task("glue_stsb", data_dir)
     assert task.task_type == "regression" and task.label_names == []
     assert len(task.train) + len(task.valid) == 5749 and len(task.test) == 1500
@@ -110,8 +95,8 @@ def test_stsb_regression_labels(data_dir: Path) -> None:
 
 
 @pytest.mark.dataset
-def test_citation_intent(data_dir: Path) -> None:
-    _need(data_dir, "tapt_citation_intent")
+def test_citation_intent(need, data_dir: Path) -> None:
+    need("tapt_citation_intent")
     folder = data_dir / "tapt_citation_intent"
     with (folder / "train.jsonl").open(encoding="utf-8") as handle:
         train_labels = {json.loads(line)["label"] for line in handle if line.strip()}

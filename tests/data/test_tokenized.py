@@ -14,21 +14,6 @@ from tapweight.data.text_tasks import TextExample, load_text_task
 from tapweight.data.tokenized import TokenizedText, text_collate, tokenize_examples, tokenize_texts
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh cache per test (the cache tests count files in it) and no network."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("TAPWEIGHT_CACHE_DIR", str(cache))
-    monkeypatch.setenv("TAPWEIGHT_OFFLINE", "1")
-    return cache
-
-
-def _need(data_dir: Path, *folders: str) -> None:
-    for folder in folders:
-        if not (data_dir / folder).is_dir():
-            pytest.skip(f"{folder} is not in TAPWEIGHT_DATA_DIR")
-
-
 @pytest.fixture(scope="module")
 def tokenizer():
     from tapweight.models.text import load_tokenizer
@@ -42,9 +27,9 @@ def _cached_files(cache: Path) -> list[Path]:
 
 @pytest.mark.dataset
 def test_tokenize_rte_and_cache(
-    data_dir: Path, tokenizer, _isolated_cache: Path, monkeypatch: pytest.MonkeyPatch
+    need, data_dir: Path, tokenizer, _isolated_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _need(data_dir, "glue_rte")
+    need("glue_rte")
     examples = load_text_task("glue_rte", data_dir).train[:64]
     first = tokenize_examples(examples, tokenizer, max_length=48)
     assert isinstance(first, TokenizedText) and len(first) == 64 and not first.from_cache

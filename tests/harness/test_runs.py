@@ -64,7 +64,7 @@ def test_two_strategies_two_seeds_with_a_retried_trial(tmp_path):
 
 @slow
 def test_killed_run_resumes_without_rerunning_finished_trials(tmp_path):
-    spec = tiny_spec(seeds=[0, 1, 2], tune={"max_concurrent_trials": 1})
+    spec = tiny_spec(seeds=[0, 1], tune={"max_concurrent_trials": 1})
     out = tmp_path / "run"
     process = subprocess.Popen(
         [TAPWEIGHT, "run", str(write_spec(tmp_path / "spec.yaml", spec)), "--out", str(out),
@@ -78,17 +78,17 @@ def test_killed_run_resumes_without_rerunning_finished_trials(tmp_path):
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     finished = {r.trial for r in run.rows()}
-    assert 2 <= len(finished) < 6
+    assert 2 <= len(finished) < 4
     assert run.status().state == "running"  # what a killed run leaves behind
 
     resumed = cli("resume", str(out), "--no-progress")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     rows = run.rows()
-    assert len(rows) == 6 and len({r.trial for r in rows}) == 6
+    assert len(rows) == 4 and len({r.trial for r in rows}) == 4
     for key in finished:  # a trial Tune had not yet marked finished replays its stored row
         trained = [a for a in run.attempts(key) if not a.endswith("replayed finished result")]
         assert len(trained) == 1, f"{key} trained again: {run.attempts(key)}"
-    assert sum(len(run.attempts(r.trial)) for r in rows) >= 6
+    assert sum(len(run.attempts(r.trial)) for r in rows) >= 4
     assert run.status().state == "finished"
     started = [e for e in run.events() if e["type"] == "experiment_started"]
     assert [e["resumed"] for e in started] == [False, True]

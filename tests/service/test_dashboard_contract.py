@@ -40,7 +40,7 @@ def test_results_rows_are_read_by_the_row_schemas_fields():
 @pytest.mark.parametrize(
     ("variable", "schema"),
     [("cell", "TrialState"), ("trial", "TrialState"), ("s", "StrategyResult"),
-     ("seed", "SeedScore"), ("pair", "PairedComparison")],
+     ("seed", "SeedScore"), ("pair", "PairedDifference")],
 )  # fmt: skip
 def test_job_details_are_read_by_their_openapi_fields(openapi, variable, schema):
     used = _fields(variable)
