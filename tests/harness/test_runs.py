@@ -114,9 +114,7 @@ def test_resources_the_cluster_lacks_are_refused_not_waited_for(tmp_path):
     assert "resources.gpu: each trial asks for 2 GPU(s) but the cluster has no GPU" in (
         refused.stdout
     )
-    spec = write_spec(tmp_path / "cpu.yaml", tiny_spec(resources={"cpu": 64}))
-    refused = cli("run", str(spec), "--out", str(tmp_path / "run2"), timeout=120)
-    assert refused.returncode == 2 and "resources.cpu" in refused.stdout
+    # More CPUs than any node has: the service's end-to-end test submits that one ("too_big").
 
 
 @slow

@@ -258,8 +258,10 @@ def test_a_job_ray_lost_is_resumed_from_its_checkpoints(serve, tmp_path):
     runs = tmp_path / "runs"
     head = runs / ".ray-head.json"
     try:
-        # Four trials, two at a time on two CPUs: the loss comes between the two pairs.
-        job_id = server.submit(tiny_spec(name="ray-lost", seeds=[0, 1]))
+        # Two trials, one at a time: the loss comes between them.
+        job_id = server.submit(
+            tiny_spec(name="ray-lost", seeds=[0], tune={"max_concurrent_trials": 1})
+        )
         run = RunDirectory(runs / job_id)
         first = wait_for(lambda: run.rows(), 300, "a first finished trial")[0]
         # Lose everything: the API process and the whole Ray head with the job on it.
@@ -268,13 +270,13 @@ def test_a_job_ray_lost_is_resumed_from_its_checkpoints(serve, tmp_path):
         server.start()
         job = final(server, job_id, timeout=400)
         assert job["status"] == "succeeded", job
-        assert job["attempts"] == 2 and job["trials_done"] == 4
+        assert job["attempts"] == 2 and job["trials_done"] == 2
         details = [h["detail"] for h in job["history"]]
         assert any("re-queued" in d for d in details)
         assert any(d.startswith("resumed from its checkpoints") for d in details)
         assert any(e["type"] == "experiment_started" and e["resumed"] for e in events(run.path))
         rows = run.rows()  # each trial once; the one finished before the loss is kept as it was
-        assert len(rows) == 4 and len({r.trial for r in rows}) == 4 and rows[0] == first
+        assert len(rows) == 2 and len({r.trial for r in rows}) == 2 and rows[0] == first
         trained = [a for a in run.attempts(first.trial) if "replayed" not in a]
         assert len(trained) == 1, run.attempts(first.trial)  # never trained twice
         stored = httpx.get(f"{server.url}/jobs/{job_id}/results", headers=ALICE).json()
