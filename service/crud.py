@@ -164,17 +164,16 @@ def stored_rows(results: list[TrialResult]) -> list[ResultRow]:
     return [ResultRow.model_validate(result.row) for result in results]
 
 
-def compare_results(results: list[TrialResult], spec: ExperimentSpec) -> list[PairedDifference]:
+def compare_results(rows: list[ResultRow], spec: ExperimentSpec) -> list[PairedDifference]:
     """The spec's reference strategy against each other one (none without a reference)."""
     if spec.reference is None:
         return []
-    return paired_differences(stored_rows(results), spec.reference)
+    return paired_differences(rows, spec.reference)
 
 
-def summarize_results(results: list[TrialResult]) -> list[StrategyResult]:
+def summarize_results(rows: list[ResultRow]) -> list[StrategyResult]:
     """Per dataset and strategy, the report's own summary (:func:`harness.summary.summarize`)
     with each seed's weights, scores and cost; the spread is over seeds, none with one seed."""
-    rows = stored_rows(results)
     summaries = []
     for dataset, per_strategy in summarize(rows).items():
         for summary in per_strategy:

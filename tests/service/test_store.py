@@ -117,7 +117,10 @@ def test_results_are_stored_once_per_trial_and_summarized_per_strategy(sessions,
         assert crud.store_results(session, job, rows) == 0  # a re-read file adds nothing
         session.commit()
     with sessions() as session:
-        summary = {s.strategy: s for s in crud.summarize_results(session.get(Job, job.id).results)}
+        summary = {
+            s.strategy: s
+            for s in crud.summarize_results(crud.stored_rows(session.get(Job, job.id).results))
+        }
     uniform = summary["uniform"]
     assert uniform.test_mean == pytest.approx(3.0)
     assert uniform.test_std == pytest.approx(2**0.5)
@@ -138,7 +141,7 @@ def test_the_job_compares_the_reference_with_each_strategy_paired_by_seed(sessio
         job, _ = crud.create_job(session, "alice", spec, None, tmp_path)
         crud.store_results(session, job, rows)
         session.commit()
-        results = session.get(Job, job.id).results
+        results = crud.stored_rows(session.get(Job, job.id).results)
         (pair,) = crud.compare_results(results, spec)
         unreferenced = parse_spec(tiny_spec(strategies=["uniform", "no_cp"]))
         assert crud.compare_results(results, unreferenced) == []

@@ -115,13 +115,14 @@ def get_job(job_id: str, owner: OwnerDep, session: SessionDep, request: Request)
     job = _job_or_404(session, owner, job_id)
     run = RunDirectory(job.run_dir)
     progress = settled(request.app.state.progress.trials(run), job.status.final)
+    rows = crud.stored_rows(job.results)  # validated once for the summary and the comparison
     return JobDetail(
         **JobSummary.model_validate(job).model_dump(exclude={"links"}),
         spec=job.spec,
         history=[StatusChange(status=e.status, detail=e.detail, at=e.at) for e in job.events],
         progress=progress,
-        results=crud.summarize_results(job.results),
-        comparison=crud.compare_results(job.results, parse_spec(job.spec, inspect_files=False)),
+        results=crud.summarize_results(rows),
+        comparison=crud.compare_results(rows, parse_spec(job.spec, inspect_files=False)),
         recommended_artifacts=recommended_artifacts(run.artifacts()),
     )
 
