@@ -51,6 +51,8 @@ CONFIGS = {
     "exact_betty": {"hypergradient": "exact", "structured_hypergradient": False},
     "neumann": {"hypergradient": "neumann"},
 }
+LAMBDA_LINK = "pretrain→reweight"
+"""The hypergradient link from the pretraining loss to λ (inside the reweight level's time)."""
 PROFILED = "darts"
 """The configuration one iteration of which is profiled (``--profile``) into PROFILE."""
 PROFILE = RESULTS / "tapweight_cost_profile.txt"
@@ -139,12 +141,13 @@ def _one(domain: str, name: str, warmup: int, steps: int, profile: bool = False)
             return out
 
         level.one_step_descent = timed
-    marks: list[tuple[float, dict[str, float]]] = []  # at each iteration's start: clock, spent
+    links = _timed_links()
+    marks: list[tuple[float, dict[str, float], dict[str, float]]] = []  # clock, spent, links
     original = runner.levels["pretrain"].get_batch
     profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
 
     def stamped():
-        marks.append((time.perf_counter(), dict(spent)))
+        marks.append((time.perf_counter(), dict(spent), dict(links)))
         if profile and len(marks) == warmup + steps + 1:  # after the measured iterations
             profiler.__enter__()
         elif profile and len(marks) == warmup + steps + 2:
@@ -159,12 +162,43 @@ def _one(domain: str, name: str, warmup: int, steps: int, profile: bool = False)
     runner.run()
     # Iterations warmup+1 .. warmup+steps, for the total and for each level alike: warm-up
     # (CUDA context, cuBLAS handles, allocator growth) lands in the levels' first calls.
-    (began, spent_before), (ended, spent_after) = marks[warmup], marks[warmup + steps]
+    (began, spent_before, links_before), (ended, spent_after, links_after) = (
+        marks[warmup],
+        marks[warmup + steps],
+    )
     return {
         "s_per_it": (ended - began) / steps,
         "levels": {k: (spent_after[k] - spent_before[k]) / steps for k in spent},
+        "links": {k: (v - links_before.get(k, 0.0)) / steps for k, v in links_after.items()},
         **_peak_memory(),
     }
+
+
+def _timed_links() -> dict[str, float]:
+    """Seconds spent in each hypergradient link (``"pretrain→reweight"``: λ's link), timed
+    around betty's jvp functions; a link that hands over to another is counted once."""
+    import betty.hypergradient as betty_hypergradient
+
+    links: dict[str, float] = {}
+    depth = [0]
+    mapping = betty_hypergradient.jvp_fn_mapping
+    for kind, function in list(mapping.items()):
+
+        def timed(vector, curr, prev, sync, _function=function):
+            depth[0] += 1
+            _sync()
+            began = time.perf_counter()
+            try:
+                return _function(vector, curr, prev, sync)
+            finally:
+                depth[0] -= 1
+                if depth[0] == 0:
+                    _sync()
+                    key = f"{curr.name}→{prev.name}"
+                    links[key] = links.get(key, 0.0) + time.perf_counter() - began
+
+        mapping[kind] = timed
+    return links
 
 
 def main() -> None:
@@ -212,13 +246,15 @@ def _record(domain, device, warmup, steps, figures, failures) -> None:
     memory = "peak_gpu_mb" if device == "cuda" else "peak_rss_mb"
     rows = []
     for name, fig in figures.items():
-        lv = fig["levels"]
+        lv, link = fig["levels"], fig.get("links", {}).get(LAMBDA_LINK)
         rows.append(
             [
                 name,
                 f"{fig['s_per_it']:.3f}",
                 f"{fig['s_per_it'] / plain:.2f}×",
                 *(f"{lv[k]:.3f}" if lv else "–" for k in ("pretrain", "finetune", "reweight")),
+                "–" if link is None else f"{link:.3f}",
+                "–" if link is None else f"{(fig['s_per_it'] - link) / plain:.2f}×",
                 f"{fig[memory]:.0f}",
             ]
         )
@@ -244,14 +280,20 @@ def _record(domain, device, warmup, steps, figures, failures) -> None:
         f"{warmup} warm-up. `plain` = weighted continued pretraining alone (one optimizer step on "
         "Σ λᵢ·Lᵢ). TapWeight iterations include the finetune step and the λ update; per-level "
         "columns are seconds per iteration inside each level's step (reweight = validation loss + "
-        "hypergradient). `darts`, `exact`: the structured hypergradient "
-        "(`tapweight.core.hypergradient`: the proximal link in closed form); `_betty`: betty's "
-        "generic functions, which re-evaluate the finetuned model for that link too"
+        "hypergradient); `λ link` is the part of it in the link from the pretraining loss to λ "
+        "(the objectives re-evaluated at the current parameters), and `without λ link` the "
+        "ratio were that link free: the floor of any hypergradient that pays the finetune step "
+        "and the validation pass. `darts`, `exact`: the structured hypergradient "
+        "(`tapweight.core.hypergradient`: the proximal link in closed form; λ's link from the "
+        "objective losses alone, darts by the same central difference without graphs, exact by "
+        "forward mode); `_betty`: betty's generic functions, which re-evaluate the finetuned "
+        "model for the proximal link and backpropagate λ's link through the encoder"
         + ("; on CUDA each level is timed between device synchronizations." if device == "cuda"
            else ".")
     )  # fmt: skip
     headers = ["configuration", "s / iteration", "vs plain", "pretrain s", "finetune s"]
-    headers += ["reweight s", "peak GPU MB" if device == "cuda" else "peak RSS MB"]
+    headers += ["reweight s", "λ link s", "without λ link"]
+    headers += ["peak GPU MB" if device == "cuda" else "peak RSS MB"]
     name = "tapweight_cost" if domain == "molecule" else f"tapweight_cost_{domain}"
     if device != HOME_DEVICE[domain]:
         name += f"_{device}"

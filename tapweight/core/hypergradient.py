@@ -1,22 +1,31 @@
 """TapWeight's hypergradient where its levels' structure makes it cheap; betty's elsewhere.
 
 betty's ``darts`` estimates each link of the chain reweight → finetune → pretrain → reweight by
-finite differences of the lower level. One link has a structure a generic engine cannot see:
-finetune → pretrain. The finetune loss reaches the pretrained encoder only through the proximal
-term lam·Σ‖θ_ft − θ_pt‖² (divided by the parameter count when normalized), whose mixed second
-derivative is −2·lam·I on the shared parameters. The link is exact and costs no pass, where
-betty's darts spends two forward and backward passes of the finetuned model and ``exact`` a
-double backward.
+central differences of the lower level (two evaluations with a graph each); ``exact`` by a
+double backward. Two links have a structure a generic engine cannot see:
 
-The other candidate, pretrain → reweight (the loss is Σ softmax(logits)ᵢ·Lᵢ, so λ's link needs
-the objective losses alone), is not taken over: autograd already stops at the logits there, so
-betty's difference costs forwards only; forwards without a graph measured 0.060 s against
-0.064 s per evaluation on the BBBP bench, not worth a second path.
+- finetune → pretrain. The finetune loss reaches the pretrained encoder only through the
+  proximal term lam·Σ‖θ_ft − θ_pt‖² (divided by the parameter count when normalized), whose
+  mixed second derivative is −2·lam·I on the shared parameters: the link is 2·lam·v, exact and
+  without a pass (:func:`finetune_to_pretrain`). The text variant's L1 term (second derivative
+  zero almost everywhere, not so for a finite difference) goes to betty.
+- pretrain → reweight. The pretraining loss is Σ λᵢ(φ)·Lᵢ(θ), so the link −∂²L/∂φ∂θ·v is
+  −∂/∂φ Σ λᵢ·sᵢ with sᵢ = ∇Lᵢ·v: directional derivatives of the objective losses, and φ's
+  part by autograd through the softmax alone (:func:`pretrain_to_reweight`). ``darts`` takes
+  sᵢ by betty's central difference, two passes at θ ± εv, without building their graphs and
+  backpropagating them to φ (the same numbers up to rounding). ``exact`` takes them by
+  forward-mode differentiation: one pass carrying tangents, where betty's ``exact`` runs a
+  double backward through the encoder.
 
-:func:`structured` wraps betty's function for ``darts`` and ``exact`` and takes over the
-proximal link where the term is L2 (``TapWeightConfig.structured_hypergradient``, on by
-default). The text variant's L1 term (second derivative zero almost everywhere, not so for a
-finite difference), ``neumann``, ``cg``, ``sama`` and BLO's joint level go to betty unchanged.
+Why not fewer passes: λ's link needs the objectives' slopes at the current parameters. The
+descent step's forward is one optimizer step away (θ before its update); a one-sided
+difference from there was measured: on the tests' molecule run its λ gradient pointed
+opposite to betty's exact (cosine −0.99), the step moves θ farther than the curvature allows.
+The profile and the floor this leaves are in BENCHMARKS.md (``bench/tapweight_cost.py``).
+
+:func:`structured` wraps betty's function for ``darts`` and ``exact`` and takes over these links
+(``TapWeightConfig.structured_hypergradient``, on by default). ``neumann``, ``cg``, ``sama`` and
+BLO's joint level go to betty unchanged.
 """
 
 from __future__ import annotations
@@ -24,16 +33,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.autograd.forward_ad as forward_ad
 from torch import Tensor
 
-from tapweight.core.problems import Finetune, Pretrain
+from tapweight.core.problems import Finetune, Level, Pretrain, Reweight
 
-__all__ = ["STRUCTURED", "finetune_to_pretrain", "register", "structured"]
+__all__ = ["STRUCTURED", "finetune_to_pretrain", "pretrain_to_reweight", "register", "structured"]
 
 JvpFn = Callable[[Sequence[Tensor], object, object, bool], "list[Tensor] | None"]
 
 
-def _deliver(implicit: list[Tensor], prev, sync: bool) -> list[Tensor] | None:
+def _deliver(implicit: list[Tensor], prev: Level, sync: bool) -> list[Tensor] | None:
     """As betty's jvp functions do: add to ``prev``'s gradients (sync) or return."""
     if sync:
         prev.set_grads(prev.trainable_parameters(), implicit)
@@ -62,19 +72,70 @@ def finetune_to_pretrain(
     return _deliver(implicit, prev, sync)
 
 
+def _trainable_names(level: Level) -> list[str]:
+    """The names of ``level.trainable_parameters()``, in that order."""
+    return [name for name, p in level.module.named_parameters() if p.requires_grad]
+
+
+def objective_slopes_exact(vector: Sequence[Tensor], curr: Pretrain) -> Tensor:
+    """sᵢ = ∇Lᵢ·v at the current parameters, by forward-mode differentiation."""
+    with torch.no_grad(), forward_ad.dual_level():
+        duals = {
+            name: forward_ad.make_dual(p.detach(), v.detach().to(p.dtype))
+            for name, p, v in zip(
+                _trainable_names(curr), curr.trainable_parameters(), vector, strict=True
+            )
+        }
+        losses = curr.objective_losses(curr.cur_batch, duals)
+        slopes = forward_ad.unpack_dual(losses).tangent
+    return torch.zeros_like(losses) if slopes is None else slopes
+
+
+def objective_slopes_darts(vector: Sequence[Tensor], curr: Pretrain) -> Tensor:
+    """sᵢ ≈ (Lᵢ(θ + εv) − Lᵢ(θ − εv)) / 2ε with ε = R/‖v‖ (R: ``darts_alpha``), as betty's
+    darts differences the pretraining loss."""
+    norm = torch.cat([v.reshape(-1) for v in vector]).norm().item()
+    eps = curr.config.darts_alpha / (norm + 1e-15)
+    names, params = _trainable_names(curr), curr.trainable_parameters()
+    with torch.no_grad():
+        plus, minus = (
+            curr.objective_losses(
+                curr.cur_batch,
+                {n: p + sign * eps * v for n, p, v in zip(names, params, vector, strict=True)},
+            )
+            for sign in (1.0, -1.0)
+        )
+    return (plus - minus) / (2 * eps)
+
+
+def pretrain_to_reweight(
+    vector: Sequence[Tensor], curr: Pretrain, prev: Reweight, sync: bool, kind: str
+) -> list[Tensor] | None:
+    """−∂/∂φ Σ λᵢ(φ)·sᵢ, what betty's links return for L_pt = Σ λᵢ·Lᵢ, with the slopes sᵢ of
+    ``kind`` (``darts`` or ``exact``)."""
+    slopes = (objective_slopes_darts if kind == "darts" else objective_slopes_exact)(vector, curr)
+    weights = curr.objective_weights()
+    params = prev.trainable_parameters()
+    grads = torch.autograd.grad(-(weights * slopes.to(weights)).sum(), params, allow_unused=True)
+    implicit = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]
+    return _deliver(implicit, prev, sync)
+
+
 def structured(kind: str) -> JvpFn:
     """betty's jvp function for type ``kind`` (looked up at each call), with the structured
     links above taking over where they apply."""
     import betty.hypergradient as hypergradient
 
     def jvp(vector, curr, prev, sync):
-        if (
-            kind in ("darts", "exact")
-            and isinstance(curr, Finetune)
-            and isinstance(prev, Pretrain)
-            and curr.proximal.kind == "l2"
-        ):
-            return finetune_to_pretrain(vector, curr, prev, sync)
+        if kind in STRUCTURED:
+            if (
+                isinstance(curr, Finetune)
+                and isinstance(prev, Pretrain)
+                and curr.proximal.kind == "l2"
+            ):
+                return finetune_to_pretrain(vector, curr, prev, sync)
+            if isinstance(curr, Pretrain) and isinstance(prev, Reweight):
+                return pretrain_to_reweight(vector, curr, prev, sync, kind)
         return hypergradient.jvp_fn_mapping[kind](vector, curr, prev, sync)
 
     return jvp

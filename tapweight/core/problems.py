@@ -13,13 +13,14 @@ loss of the reweight level leave every buffer as it was).
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 from betty.configs import Config
 from betty.problems import ImplicitProblem
 from torch import Tensor, nn
+from torch.func import functional_call
 
 from tapweight.budget import pretrain_step_taken
 from tapweight.data.batches import ResumableBatches
@@ -60,6 +61,10 @@ class PretrainModel(nn.Module):
     def __init__(self, encoder: nn.Module, objectives: Objectives) -> None:
         super().__init__()
         self.encoder, self.objectives = encoder, objectives
+
+    def forward(self, batch) -> Tensor:
+        """Each objective's loss on ``batch``, in the objectives' order."""
+        return torch.stack([o.loss(self.encoder, batch) for o in self.objectives])
 
 
 class Proximal:
@@ -133,13 +138,20 @@ class Level(ImplicitProblem):
         hypergradient re-evaluations of the same batch leave them as they were."""
         return nullcontext() if self._descending else buffers_kept(self.module)
 
-    def training_step(self, batch) -> Tensor:
+    @contextmanager
+    def evaluation(self) -> Iterator[None]:
+        """One pass of this level at its current step: the step's corruption seed (every
+        evaluation of a step sees the same masks and dropout), the state guard, autocast."""
         devices = [torch.cuda.current_device()] if str(self.device).startswith("cuda") else []
         with torch.random.fork_rng(devices=devices), self.state_guard():
             torch.manual_seed(self.seed * 1_000_003 + self.level_index * 7_919 + self._count)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast_bf16):
-                loss = self.level_loss(batch)
+                yield
         self.passes += 1
+
+    def training_step(self, batch) -> Tensor:
+        with self.evaluation():
+            loss = self.level_loss(batch)
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"the {self.name} loss became {loss.item()} at its step {self._count}; lower the "
@@ -168,6 +180,16 @@ class Pretrain(Level):
         )
         self.last_loss = parts
         return loss
+
+    def objective_losses(self, batch, parameters: dict[str, Tensor] | None = None) -> Tensor:
+        """Each objective's loss Lᵢ on ``batch`` at this step (the descent step's corruption),
+        at ``parameters`` (by name) in place of the module's own when given."""
+        model: PretrainModel = self.module
+        with self.evaluation():
+            losses = (
+                model(batch) if parameters is None else functional_call(model, parameters, (batch,))
+            )
+        return losses.float()
 
     def optimizer_step(self, *args, **kwargs):
         super().optimizer_step(*args, **kwargs)

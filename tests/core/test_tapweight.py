@@ -348,8 +348,9 @@ def test_every_level_hook_fires_and_passes_are_counted(freesolv_task):
         result = runner.run()
         counts[kind] = result.cost.passes
         assert all(level.batches.offset > 0 for level in runner.levels.values())
-    # the proximal link in closed form: the finetuned model is never evaluated again; darts
-    # re-evaluates the pretraining objectives twice per hypergradient, exact once
+    # the proximal link in closed form: the finetuned model is never evaluated again; λ's link
+    # evaluates the pretraining objectives twice per hypergradient for darts (without graphs),
+    # once for exact (one forward-mode pass)
     assert counts["darts"] == {"pretrain": 9, "finetune": 3, "reweight": 3}
     assert counts["exact"] == {"pretrain": 6, "finetune": 3, "reweight": 3}
 
@@ -368,7 +369,10 @@ def test_betty_paths_evaluate_every_lower_level_again(freesolv_task):
 
 def _lambda_gradients(task, **settings) -> list[torch.Tensor]:
     """λ's gradient at each of three updates, from one start and the same batches."""
-    runner = _molecule_runner(task, iterations=3, **settings)
+    return _recorded_lambda_gradients(_molecule_runner(task, iterations=3, **settings))
+
+
+def _recorded_lambda_gradients(runner: TapWeight) -> list[torch.Tensor]:
     level, seen = runner.levels["reweight"], []
     step = level.optimizer_step
 
@@ -405,3 +409,35 @@ def test_structured_darts_equals_bettys_darts_at_the_default_radius(freesolv_tas
     fast = _lambda_gradients(freesolv_task, hypergradient="darts")
     for got, want in zip(fast, betty, strict=True):
         torch.testing.assert_close(got, want, rtol=2e-3, atol=1e-6)
+
+
+def _text_lambda_gradients(data_dir, **settings) -> list[torch.Tensor]:
+    """λ's gradient at the first update of a tiny text run (tiny-bert, mlm + simcse + sop)."""
+    from tapweight.components import build_components
+
+    torch.manual_seed(0)  # the objectives' heads start from the global generator
+    parts = build_components(
+        "tapt_citation_intent", "tiny-bert", ["mlm", "simcse", "sop"], data_dir=data_dir
+    )
+    config = TapWeightConfig.for_task(
+        "text", parts.task.task_type, iterations=1, valid_every=1, checkpoint_every=1,
+        pretrain_batch_size=8, finetune_batch_size=8, valid_batch_size=8, progress=False,
+        finetune_warmup_steps=0, deterministic=True, darts_alpha=1e-3, **settings,
+    )  # fmt: skip
+    return _recorded_lambda_gradients(
+        TapWeight(parts.encoder, parts.objectives, parts.corpus, parts.task, config,
+                  parts.corpus_collate)
+    )  # fmt: skip
+
+
+@pytest.mark.dataset
+def test_lambdas_link_on_text_agrees_with_bettys_exact(data_dir):
+    """Through attention, MLM masks and SimCSE dropout, the forward-mode λ link equals betty's
+    double backward. (darts is not compared on text: betty's finite difference of the L1
+    proximal link starts at its kink, θ_ft = θ_pt, and follows rounding there.)"""
+    betty = _text_lambda_gradients(data_dir, hypergradient="exact", structured_hypergradient=False)
+    fast = _text_lambda_gradients(data_dir, hypergradient="exact")
+    assert len(fast) == len(betty) == 1
+    for got, want in zip(fast, betty, strict=True):
+        cosine = torch.nn.functional.cosine_similarity(got, want, dim=0).item()
+        assert cosine >= 0.99 and abs(got.norm() / want.norm() - 1) <= 0.05, (got, want)
