@@ -22,7 +22,7 @@ from harness.paired import (
 from harness.row import ProtocolScores, ResultRow
 from harness.spec import parse_spec
 from harness.summary import average_ranks, summarize
-from service.crud import stored_rows
+from service.crud import rows_without_trajectories
 from service.models import Job, is_job_id
 from service.schemas import (
     ComparedDataset,
@@ -190,12 +190,13 @@ def _settings_notes(jobs: list[Job]) -> list[str]:
     ]
 
 
-def compare_jobs(jobs: list[Job], notes: list[str]) -> Comparison:
+def compare_jobs(session: Session, jobs: list[Job], notes: list[str]) -> Comparison:
     """The strategies × datasets comparison of ``jobs``' pooled results rows: per cell the mean
     test score over seeds with its 95% interval and rank, the average ranks with the Friedman
     test, and the reference against every other strategy, paired by seed."""
     reference = _common_reference(jobs)
-    rows_by_job = [(job, stored_rows(job.results)) for job in jobs]
+    stored = rows_without_trajectories(session, [job.id for job in jobs])
+    rows_by_job = [(job, stored[job.id]) for job in jobs]
     _check_metrics(rows_by_job)
     rows, pooling_notes = _pool(rows_by_job)
     if not rows:

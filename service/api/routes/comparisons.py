@@ -62,7 +62,7 @@ def compare(
         )  # fmt: skip
     try:
         jobs, notes = comparisons.select_jobs(session, owner, job or [], spec)
-        return comparisons.compare_jobs(jobs, notes)
+        return comparisons.compare_jobs(session, jobs, notes)
     except comparisons.UnknownJobs as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
     except comparisons.NotComparable as error:
