@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from harness.paired import mean_interval, paired_differences, rank_test
 from harness.row import ResultRow
 from harness.summary import average_ranks, summarize
-from service import crud
+from service import comparisons, crud
 from service.models import Job, JobStatus
 from tests.service.conftest import ALICE, BOB, tiny_spec
 from tests.support import result_row
@@ -186,6 +186,16 @@ def test_a_spec_by_name_compares_its_finished_jobs_and_says_what_it_left_out(sql
     notes = " | ".join(found["notes"])
     assert "1 job(s) of this spec not finished yet are left out" in notes
     assert "differ in protocol" in notes  # pooled, but said
+
+
+def test_a_spec_with_more_finished_jobs_than_the_limit_compares_the_newest(
+    sqlite_client, monkeypatch
+):
+    monkeypatch.setattr(comparisons, "MAX_COMPARED_JOBS", 2)
+    ids = [finished_job(sqlite_client, rows_for([s]), seeds=[s]) for s in range(3)]
+    found = compare(sqlite_client, spec="svc-test")
+    assert [job["id"] for job in found["jobs"]] == ids[1:]  # oldest first, the oldest left out
+    assert "the newest 2 of 3 finished jobs are compared" in found["notes"]
 
 
 def test_too_few_seeds_answer_200_saying_what_cannot_be_computed(sqlite_client):
