@@ -229,7 +229,7 @@ def compare_jobs(session: Session, jobs: list[Job], notes: list[str]) -> Compari
                     low=low,
                     high=high,
                     rank=s.rank,
-                )  # fmt: skip
+                )
             )
     averages = average_ranks(tables)
     ranked = rank_test(
