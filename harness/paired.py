@@ -28,6 +28,7 @@ from tapweight.downstream.metrics import HIGHER_IS_BETTER
 __all__ = [
     "PairedDifference",
     "DetectableEffect",
+    "mean_interval",
     "RankTest",
     "paired_differences",
     "detectable_effects",
@@ -127,6 +128,13 @@ def _interval(differences: list[float]) -> tuple[float | None, float | None, flo
         return mean, mean, None
     p_value = float(2 * stats.t.sf(abs(mean) / (spread / math.sqrt(n)), n - 1))
     return mean - half, mean + half, p_value
+
+
+def mean_interval(values: list[float]) -> tuple[float | None, float | None]:
+    """The 95% interval (Student's t) of the mean of ``values``, e.g. one strategy's test
+    scores over seeds; none below two values."""
+    low, high, _ = _interval(values)
+    return low, high
 
 
 def paired_differences(rows: list[ResultRow], reference: str) -> list[PairedDifference]:

@@ -133,6 +133,70 @@ class JobDetail(JobSummary):
     )
 
 
+class ComparedJob(BaseModel):
+    """A job whose results a comparison pools."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    spec_hash: str
+    status: JobStatus
+    trials_done: int
+
+
+class ComparedDataset(BaseModel):
+    """A column of the strategies × datasets table."""
+
+    name: str
+    metric: str
+    higher_is_better: bool = Field(description="the metric's direction (RMSE: false)")
+    best: list[str] = Field(description="the strategies with the best mean (more than one: a tie)")
+
+
+class ComparedStrategy(BaseModel):
+    """A row of the table: the strategy's average rank across the datasets it ran on."""
+
+    name: str
+    average_rank: float = Field(description="mean over datasets of its rank by mean test score")
+    datasets: int
+
+
+class ComparedScore(BaseModel):
+    """One strategy on one dataset: its test score over the pooled seeds."""
+
+    dataset: str
+    strategy: str
+    seeds: int = Field(description="distinct seeds; a seed run by several jobs counts once")
+    mean: float = Field(description="mean over seeds of the protocol's test score")
+    low: float | None = Field(
+        description="95% interval of the mean (Student's t); none with 1 seed"
+    )
+    high: float | None
+    rank: float = Field(description="rank on this dataset by mean (1 = best; ties share)")
+
+
+class Comparison(BaseModel):
+    """Several finished jobs pooled into one strategies × datasets comparison (the report's
+    statistics over all their results rows)."""
+
+    jobs: list[ComparedJob]
+    reference: str | None = Field(description="the strategy every other one is paired against")
+    datasets: list[ComparedDataset]
+    strategies: list[ComparedStrategy] = Field(description="best average rank first")
+    scores: list[ComparedScore]
+    friedman_p_value: float | None = Field(
+        description="Friedman test of the ranks; none below 2 datasets or 3 strategies"
+    )
+    critical_difference: float | None = Field(
+        description="average ranks further apart than this differ at 5% (Nemenyi)"
+    )
+    differences: list[PairedDifference] = Field(
+        description="the reference against each other strategy per dataset, paired by seed"
+    )
+    notes: list[str] = Field(description="what was pooled and what cannot be computed, and why")
+
+
 class ArtifactPublic(ArtifactInfo):
     """A trial's encoder and weights, and where to download them."""
 

@@ -1,11 +1,13 @@
-// Dashboard: the job list, and per job a comparison of weighting strategies, live while the
-// job runs (server-sent events). The token stays in this browser (localStorage).
+// Dashboard: the job list, per job a comparison of weighting strategies, live while the job
+// runs (server-sent events), and several finished jobs pooled into one strategies × datasets
+// table (GET /comparisons). The token stays in this browser (localStorage).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
 const state = { token: localStorage.getItem("tapweight.token") || "", jobId: null, detail: null,
-                rows: [], live: {}, source: null, dataset: null, timer: null };
+                rows: [], live: {}, source: null, dataset: null, timer: null,
+                selected: new Set(), comparisonQuery: null };
 
 async function api(path, options = {}) {
   const response = await fetch(path, {
@@ -13,7 +15,12 @@ async function api(path, options = {}) {
     headers: { Authorization: `Bearer ${state.token}`, ...(options.headers || {}) },
   });
   if (response.status === 401) throw new Error("the token was refused (401)");
-  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  if (!response.ok) {
+    // The API's own message (Problem.detail) says what to change; show it when there is one.
+    const problem = await response.json().catch(() => null);
+    if (typeof problem?.detail === "string") throw new Error(`${problem.detail} (HTTP ${response.status})`);
+    throw new Error(`${path}: HTTP ${response.status}`);
+  }
   return response;
 }
 
@@ -41,13 +48,15 @@ async function loadJobs() {
       const row = document.createElement("tr");
       row.dataset.jobId = job.id;
       row.className = job.id === state.jobId ? "selected" : "";
+      row.appendChild(pickCell(job));
       cell(row, job.name);
       cell(row, job.status, `badge ${job.status}`);
       cell(row, `${job.trials_done}/${job.trials_total ?? "?"}`);
-      cell(row, new Date(job.created_at).toLocaleString());
+      cell(row, new Date(job.created_at).toLocaleString([], { dateStyle: "short", timeStyle: "short" }));
       row.addEventListener("click", () => { location.hash = `job=${job.id}`; });
       body.appendChild(row);
     }
+    updateCompareButton();
     $("jobs-message").textContent = page.total ? `${page.total} job(s)` : "No jobs yet.";
     $("token-state").textContent = "";
   } catch (error) {
@@ -55,10 +64,37 @@ async function loadJobs() {
   }
 }
 
+// A checkbox per finished job: the jobs ticked are compared together.
+function pickCell(job) {
+  const td = document.createElement("td");
+  const pick = document.createElement("input");
+  pick.type = "checkbox";
+  pick.className = "pick";
+  pick.checked = state.selected.has(job.id);
+  pick.disabled = !FINAL.has(job.status);
+  pick.title = pick.disabled ? "only finished jobs can be compared" : "compare this job with others";
+  pick.setAttribute("aria-label", `compare ${job.name}`);
+  pick.addEventListener("click", (event) => event.stopPropagation());  // not "open the job"
+  pick.addEventListener("change", () => {
+    if (pick.checked) state.selected.add(job.id); else state.selected.delete(job.id);
+    updateCompareButton();
+  });
+  td.appendChild(pick);
+  return td;
+}
+
+function updateCompareButton() {
+  const count = state.selected.size;
+  $("compare-selected").disabled = count === 0;
+  $("compare-selected").textContent = count ? `Compare selected (${count})` : "Compare selected";
+}
+
 // -- one job ----------------------------------------------------------------------------------
 
 async function openJob(jobId) {
   if (state.source) { state.source.close(); state.source = null; }
+  $("compare-panel").hidden = true;
+  state.comparisonQuery = null;
   state.jobId = jobId;
   state.live = {};
   state.dataset = null;
@@ -174,13 +210,6 @@ function strategiesOf(dataset) {
   return state.detail.results.filter((s) => s.dataset === dataset);
 }
 
-// One colour per strategy (by its label among the job's strategies), the same in every chart.
-function strategyColor(label) {
-  const labels = state.detail.results.map((s) => s.strategy);
-  const order = [...new Set(labels)].sort();
-  return Charts.color(Math.max(0, order.indexOf(label)));
-}
-
 function renderCharts() {
   const results = strategiesOf(state.dataset);
   const objectives = state.detail.spec.objectives;
@@ -193,7 +222,7 @@ function renderCharts() {
     categories: results.map((s) => s.strategy),
     values: results.map((s) => s.test_mean),
     errors: results.map((s) => s.test_std || 0),
-    colors: results.map((s) => strategyColor(s.strategy)),
+    colors: results.map((s) => Charts.strategyColor(s.strategy)),  // one per label, in every view
     best: results.length > 1 ? best : -1,
     yLabel: direction,
   });
@@ -213,7 +242,7 @@ function renderCharts() {
     }))),
     xLabel: "compute (device seconds)",
     yLabel: direction,
-    colors: groups.map(strategyColor),
+    colors: groups.map(Charts.strategyColor),
   });
   renderTrajectories();
 }
@@ -272,11 +301,173 @@ async function showReport() {
   pre.hidden = false;
 }
 
+// -- several jobs compared ----------------------------------------------------------------------
+
+// ``query`` is /comparisons' query string: job=<id>&job=<id>..., or spec=<name or hash>.
+async function openComparison(query, title) {
+  if (state.source) { state.source.close(); state.source = null; }
+  state.jobId = null;
+  state.comparisonQuery = query;
+  $("job-panel").hidden = true;
+  $("compare-panel").hidden = false;
+  $("compare-title").textContent = title;
+  $("compare-error").hidden = true;
+  for (const id of ["compare-meta", "compare-jobs"]) $(id).textContent = "";
+  $("compare-table").tHead.replaceChildren();
+  $("compare-table").tBodies[0].replaceChildren();
+  $("compare-notes").replaceChildren();
+  try {
+    const pooled = await (await api(`/comparisons?${query}`)).json();
+    if (query !== state.comparisonQuery) return;  // another view was opened meanwhile
+    renderPooled(pooled);
+  } catch (error) {
+    if (query !== state.comparisonQuery) return;
+    $("compare-error").textContent = error.message;
+    $("compare-error").hidden = false;
+  }
+  loadJobs();
+}
+
+function block(parent, text, className) {
+  const span = document.createElement("span");
+  span.textContent = text;
+  if (className) span.className = className;
+  parent.appendChild(span);
+  return span;
+}
+
+function swatch(label) {
+  const mark = document.createElement("i");
+  mark.className = "swatch";
+  mark.style.background = Charts.strategyColor(label);
+  return mark;
+}
+
+// Strategies (rows, best average rank first) × datasets (columns): mean ± half the 95%
+// interval, rank, and the paired verdict against the reference. Every number comes from the
+// API (harness/paired.py and harness/summary.py compute them); the page only lays them out.
+function renderPooled(pooled) {
+  const reference = pooled.reference;
+  const friedman = pooled.friedman_p_value === null
+    ? "no Friedman test"
+    : `Friedman p = ${pooled.friedman_p_value.toPrecision(2)}, critical difference ${Charts.fmt(pooled.critical_difference)}`;
+  $("compare-meta").textContent = `${pooled.jobs.length} job(s) · ${reference ? `reference ${reference}` : "no reference strategy"} · ${friedman}`;
+  $("compare-jobs").textContent = "Jobs: " + pooled.jobs.map((member) =>
+    `${member.name} (${member.id.slice(0, 8)}, ${member.status}, ${member.trials_done} trials)`).join(", ");
+  const key = (dataset, strategy) => `${dataset}\u0000${strategy}`;
+  const scores = new Map(pooled.scores.map((score) => [key(score.dataset, score.strategy), score]));
+  const pairs = new Map(pooled.differences.map((pair) => [key(pair.dataset, pair.strategy), pair]));
+  const best = new Set(pooled.datasets.flatMap((column) => column.best.map((name) => key(column.name, name))));
+
+  const head = document.createElement("tr");
+  block(head.appendChild(document.createElement("th")), "strategy");
+  for (const column of pooled.datasets) {
+    const th = document.createElement("th");
+    th.dataset.dataset = column.name;
+    block(th, column.name, "dataset-name");
+    block(th, `${column.metric}: ${column.higher_is_better ? "higher ↑" : "lower ↓"} is better`, "direction");
+    head.appendChild(th);
+  }
+  block(head.appendChild(document.createElement("th")), "average rank");
+  $("compare-table").tHead.replaceChildren(head);
+
+  const topRank = pooled.strategies[0]?.average_rank;
+  const body = $("compare-table").tBodies[0];
+  body.replaceChildren();
+  for (const ranked of pooled.strategies) {
+    const row = document.createElement("tr");
+    row.dataset.strategy = ranked.name;
+    const name = document.createElement("th");
+    name.scope = "row";
+    name.append(swatch(ranked.name), document.createTextNode(ranked.name));
+    if (ranked.name === reference) block(name, "reference", "direction");
+    row.appendChild(name);
+    for (const column of pooled.datasets) {
+      const td = document.createElement("td");
+      td.className = "score-cell";
+      td.dataset.dataset = column.name;
+      td.dataset.strategy = ranked.name;
+      const score = scores.get(key(column.name, ranked.name));
+      if (!score) {
+        block(td, "not run", "direction");
+      } else {
+        const isBest = best.has(key(column.name, ranked.name));
+        if (isBest) td.classList.add("best");
+        const value = score.low === null
+          ? `${Charts.fmt(score.mean)} (1 seed)`
+          : `${Charts.fmt(score.mean)} ± ${Charts.fmt((score.high - score.low) / 2)}`;
+        block(td, value, "value").title = score.low === null
+          ? "one seed: no interval"
+          : `95% interval [${Charts.fmt(score.low)}, ${Charts.fmt(score.high)}] over ${score.seeds} seeds`;
+        block(td, `${isBest ? "★ " : ""}rank ${score.rank} · ${score.seeds} seed${score.seeds > 1 ? "s" : ""}`, "rank");
+        td.appendChild(verdictMarker(pairs.get(key(column.name, ranked.name)), ranked.name === reference));
+      }
+      row.appendChild(td);
+    }
+    const rank = document.createElement("td");
+    rank.className = "average-rank";
+    block(rank, `${ranked.average_rank === topRank ? "★ " : ""}${ranked.average_rank.toFixed(2)}`, "value");
+    block(rank, `over ${ranked.datasets} dataset${ranked.datasets > 1 ? "s" : ""}`, "rank");
+    row.appendChild(rank);
+    body.appendChild(row);
+  }
+  $("compare-notes").replaceChildren(...pooled.notes.map((note) => {
+    const item = document.createElement("li");
+    item.textContent = note;
+    return item;
+  }));
+}
+
+// The strategy against the reference on one dataset, from the strategy's side: a pair's
+// "win" is the reference's, so this strategy is worse there.
+const MARKERS = {
+  win: ["worse", (ref) => `▼ worse than ${ref}`],
+  loss: ["better", (ref) => `▲ better than ${ref}`],
+  "no detectable difference": ["tie", () => "≈ no detectable difference"],
+  "too few seeds": ["few", () => "too few seeds to tell"],
+};
+
+function verdictMarker(pair, isReference) {
+  const span = document.createElement("span");
+  if (isReference || !pair) {
+    span.className = "marker none";
+    span.textContent = isReference ? "reference" : "";
+    return span;
+  }
+  const [kind, text] = MARKERS[pair.verdict];
+  span.className = `marker ${kind}`;
+  span.textContent = text(pair.reference);
+  const interval = pair.low === null ? "no interval" : `[${Charts.fmt(pair.low)}, ${Charts.fmt(pair.high)}]`;
+  const p = pair.p_value === null ? "" : `, p = ${pair.p_value.toPrecision(2)}`;
+  span.title = `${pair.reference} − ${pair.strategy} = ${Charts.fmt(pair.mean)} ${interval}${p} over ${pair.seeds} seed(s) (+ = ${pair.reference} better)`;
+  return span;
+}
+
 // -- wiring -----------------------------------------------------------------------------------
 
 function jobFromHash() {
   const match = location.hash.match(/job=([0-9a-f]+)/);
   return match ? match[1] : null;
+}
+
+// Open a view by its address; the same address again reloads it (no hashchange then).
+function go(hash) {
+  if (location.hash === `#${hash}`) route(); else location.hash = hash;
+}
+
+// #job=<id>, #compare=<id>,<id>,... or #spec=<name or hash>.
+function route() {
+  const compare = location.hash.match(/^#compare=([0-9a-f,]+)$/);
+  if (compare) {
+    const ids = compare[1].split(",").filter(Boolean);
+    return openComparison(ids.map((id) => `job=${id}`).join("&"), `Comparison of ${ids.length} job(s)`);
+  }
+  const spec = location.hash.match(/^#spec=(.+)$/);
+  if (spec) {
+    const name = decodeURIComponent(spec[1]);
+    return openComparison(`spec=${encodeURIComponent(name)}`, `Every finished job of spec ${name}`);
+  }
+  return openJob(jobFromHash());
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -287,7 +478,7 @@ document.addEventListener("DOMContentLoaded", () => {
     localStorage.setItem("tapweight.token", state.token);
     $("token-state").textContent = "saved";
     loadJobs();
-    openJob(jobFromHash());
+    route();
   });
   $("status-filter").addEventListener("change", loadJobs);
   $("dataset").addEventListener("change", (event) => { state.dataset = event.target.value; renderCharts(); });
@@ -296,8 +487,10 @@ document.addEventListener("DOMContentLoaded", () => {
     refreshJob();
   });
   $("report-link").addEventListener("click", (event) => { event.preventDefault(); showReport(); });
-  window.addEventListener("hashchange", () => openJob(jobFromHash()));
+  $("compare-selected").addEventListener("click", () => go(`compare=${[...state.selected].join(",")}`));
+  $("compare-spec").addEventListener("click", () => go(`spec=${encodeURIComponent(state.detail.name)}`));
+  window.addEventListener("hashchange", route);
   loadJobs();
-  if (state.token) openJob(jobFromHash());
+  if (state.token) route();
   setInterval(loadJobs, 5000);
 });

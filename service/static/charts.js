@@ -11,6 +11,18 @@ const Charts = (() => {
   const OBJECTIVE_PALETTE = ["#4c566a", "#b48ead", "#a3be8c", "#d08770", "#88c0d0", "#ebcb8b"];
   const color = (i) => PALETTE[i % PALETTE.length];
   const objectiveColor = (i) => OBJECTIVE_PALETTE[i % OBJECTIVE_PALETTE.length];
+  // A strategy's colour depends on its label alone, so it is the same in every chart, every
+  // job and every comparison: the registry's strategies have fixed ones, other labels (with
+  // settings, single:<objective>) one from a hash of the label.
+  const KNOWN_STRATEGIES = ["tapweight", "uniform", "no_cp", "grid", "optuna", "mometas",
+                            "meta_tartan", "luo"];
+  function strategyColor(label) {
+    const known = KNOWN_STRATEGIES.indexOf(label);
+    if (known >= 0) return color(known);
+    let hash = 0;
+    for (const char of label) hash = (hash * 31 + char.codePointAt(0)) >>> 0;
+    return color(hash);
+  }
 
   function el(tag, attrs, parent) {
     const node = document.createElementNS(NS, tag);
@@ -184,5 +196,5 @@ const Charts = (() => {
     legend(container, groups, groups.map((_, i) => paint(i)));
   }
 
-  return { bars, groupedBars, lines, scatter, legend, empty, color, objectiveColor, fmt };
+  return { bars, groupedBars, lines, scatter, legend, empty, color, objectiveColor, strategyColor, fmt };
 })();

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from harness.paired import detectable_effects, paired_differences, rank_test
+from harness.paired import detectable_effects, mean_interval, paired_differences, rank_test
 from tests.support import result_row
 
 
@@ -31,6 +31,14 @@ def test_a_consistent_difference_is_a_win_with_the_t_interval():
     assert found.mean == pytest.approx(mean)
     assert (found.low, found.high) == pytest.approx((mean - half, mean + half))
     assert found.verdict == "win" and found.p_value < 0.01 and found.seeds == 3
+
+
+def test_the_interval_of_a_mean_is_the_t_interval_and_needs_two_values():
+    low, high = mean_interval([0.80, 0.82, 0.81])
+    half = 4.302652729911275 * 0.01 / math.sqrt(3)
+    assert (low, high) == pytest.approx((0.81 - half, 0.81 + half))
+    assert mean_interval([0.8]) == (None, None)
+    assert mean_interval([0.8, 0.8]) == (0.8, 0.8)  # no spread: the interval is the mean
 
 
 def test_noise_larger_than_the_mean_difference_is_no_detectable_difference():

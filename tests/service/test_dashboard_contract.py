@@ -1,6 +1,7 @@
 """The dashboard reads only fields the API's schemas promise: results rows against the exported
-row schema (harness/row.schema.json), everything else against the OpenAPI document. A field
-renamed on one side and not the other fails here, not in a user's browser."""
+row schema (harness/row.schema.json), everything else (a job's detail, GET /comparisons)
+against the OpenAPI document. A field renamed on one side and not the other fails here, not in
+a user's browser."""
 
 from __future__ import annotations
 
@@ -40,7 +41,9 @@ def test_results_rows_are_read_by_the_row_schemas_fields():
 @pytest.mark.parametrize(
     ("variable", "schema"),
     [("cell", "TrialState"), ("trial", "TrialState"), ("s", "StrategyResult"),
-     ("seed", "SeedScore"), ("pair", "PairedDifference")],
+     ("seed", "SeedScore"), ("pair", "PairedDifference"), ("pooled", "Comparison"),
+     ("member", "ComparedJob"), ("column", "ComparedDataset"), ("ranked", "ComparedStrategy"),
+     ("score", "ComparedScore")],
 )  # fmt: skip
 def test_job_details_are_read_by_their_openapi_fields(openapi, variable, schema):
     used = _fields(variable)
