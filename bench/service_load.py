@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import importlib.util
 import os
 import random
 import secrets
@@ -216,6 +217,15 @@ def ratios(figures: dict[str, dict], ray: dict) -> dict[str, dict[str, float]]:
     return found
 
 
+def uvicorn_stack() -> str:
+    """The HTTP parser and event loop uvicorn picks in this environment (its "auto"): the C
+    ones when installed, else the pure-Python h11 and asyncio, which cost a third more CPU."""
+    found = {name: importlib.util.find_spec(name) is not None for name in ("httptools", "uvloop")}
+    parser = "httptools" if found["httptools"] else "h11"
+    loop = "uvloop" if found["uvloop"] else "asyncio"
+    return f"{parser} and {loop}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests (smoke run)")
@@ -267,7 +277,8 @@ def main() -> None:
     )
     markdown = (
         "`tapweight serve` on loopback in store-only mode (`TAPWEIGHT_EXECUTOR=none`: each POST "
-        "validates the spec and stores the job; nothing goes to Ray), one uvicorn worker; "
+        "validates the spec and stores the job; nothing goes to Ray), one uvicorn worker "
+        f"({uvicorn_stack()}); "
         "latency measured by the clients (aiohttp, one keep-alive connection per client, on the "
         "same machine). The last row is Ray's own Jobs API on a local head (127.0.0.1, token "
         f"auth) submitting `{RAY_ENTRYPOINT}` with the same {RAY_CLIENTS} clients: what a "
