@@ -12,6 +12,7 @@ from pathlib import Path
 import anyio.to_thread
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from service.db import Database, upgrade
 from service.main import create_app
@@ -91,3 +92,29 @@ def test_sqlite_writers_queue_in_the_process_and_postgresql_writers_do_not(
     for thread in threads:
         thread.join(10)
     database.engine.dispose()
+
+
+def test_postgresql_reads_take_no_transaction_and_sqlite_reads_keep_one_snapshot(
+    request: pytest.FixtureRequest, tmp_path: Path
+):
+    """At READ COMMITTED each statement has its own snapshot anyway, so on PostgreSQL a read's
+    BEGIN and ROLLBACK were two round trips for nothing; SQLite's read transaction is what
+    holds one snapshot across a request's queries, and costs no round trip."""
+    import psycopg.pq
+
+    server = request.getfixturevalue("postgres_server")
+    for url, in_transaction in (
+        (f"{server}/postgres", False),
+        (f"sqlite:///{tmp_path / 'service.db'}", True),
+    ):
+        database = Database.connect(url)
+        upgrade(database.engine)
+        with database.read() as session:
+            session.execute(text("SELECT 1"))
+            driver = session.connection().connection.driver_connection
+            if isinstance(driver, psycopg.Connection):
+                opened = driver.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+            else:
+                opened = driver.in_transaction
+            assert opened is in_transaction, url
+        database.engine.dispose()
