@@ -20,6 +20,7 @@ from harness.spec import parse_spec
 from service import crud
 from service.api.deps import OwnerDep, SessionDep, SettingsDep, StreamOwnerDep, WriteSessionDep
 from service.api.spec_body import ACCEPTED, OPENAPI_BODY, SpecBody
+from service.db import UNAVAILABLE
 from service.models import Job, JobStatus, is_job_id
 from service.runs import settled
 from service.schemas import (
@@ -300,10 +301,17 @@ def _owned_run(sessions: sessionmaker[Session], owner: str, job_id: str) -> RunD
         return RunDirectory(_job_or_404(session, owner, job_id).run_dir)
 
 
-def _job_status(sessions: sessionmaker[Session], job_id: str) -> JobStatus:
-    with sessions() as session:
-        job = session.get(Job, job_id)
-        return job.status if job is not None else JobStatus.cancelled
+def _job_status(
+    sessions: sessionmaker[Session], job_id: str, known: JobStatus | None
+) -> JobStatus | None:
+    """The job's status; ``known``, the last one read, while the database cannot be reached
+    (the stream goes on with the run's file and asks again on the next poll)."""
+    try:
+        with sessions() as session:
+            job = session.get(Job, job_id)
+            return job.status if job is not None else JobStatus.cancelled
+    except UNAVAILABLE:
+        return known
 
 
 def _events_from(run: RunDirectory, offset: int) -> list[tuple[int, dict[str, Any]]]:
@@ -316,8 +324,8 @@ async def _events(
     last_status = None
     while True:
         # Read the status before the file: once final, the file is complete.
-        current = await run_in_threadpool(_job_status, sessions, job_id)
-        if current != last_status:
+        current = await run_in_threadpool(_job_status, sessions, job_id, last_status)
+        if current is not None and current != last_status:
             last_status = current
             yield {"event": "status", "data": json.dumps({"status": current.value})}
         lines = await run_in_threadpool(_events_from, run, offset)
@@ -327,7 +335,7 @@ async def _events(
                 "event": str(event.get("type", "message")),
                 "data": json.dumps(event),
             }
-        if current.final:
+        if current is not None and current.final:
             yield {"event": "end", "data": json.dumps({"status": current.value})}
             return
         await asyncio.sleep(poll)
