@@ -5,7 +5,8 @@ Molecules (CPU set): BBBP, Hu et al. GCN (supervised_contextpred), attr_mask + e
 Text (GPU set): citation_intent, MiniLM-L6, mlm + simcse + sop, the paper's text optimizers; on
 CUDA also darts in bf16.
 
-Usage: python bench/tapweight_cost.py [--quick] [--domain text]   (needs TAPWEIGHT_DATA_DIR)
+Usage: python bench/tapweight_cost.py [--quick] [--domain text] [--configs darts,...]
+(needs TAPWEIGHT_DATA_DIR)
 Each configuration runs in its own process, so peak memory is per configuration.
 """
 
@@ -205,6 +206,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--domain", choices=sorted(DOMAINS), default="molecule")
+    parser.add_argument(
+        "--configs",
+        help="comma-separated configurations to run (plain is always run first), e.g. "
+        "darts,darts_betty for text on a CPU; default: all",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -218,6 +224,12 @@ def main() -> None:
     names += [n for n in CONFIGS if n not in names]
     if device == "cuda":
         names += list(CUDA_CONFIGS)
+    if args.configs:
+        chosen = {n.strip() for n in args.configs.split(",")}
+        unknown = chosen - set(names)
+        if unknown:
+            parser.error(f"--configs: unknown {sorted(unknown)}; choose from {names}")
+        names = ["plain", *(n for n in names if n in chosen and n != "plain")]
     figures: dict = {}
     failures: dict[str, str] = {}
     for name in names:

@@ -11,9 +11,16 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_INI = Path(__file__).with_name("alembic.ini")
+
+UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, PoolTimeout)
+"""What a database that is down, restarting or too busy raises (a refused connection, a
+session ended by a shutdown, no pooled connection free in time): a request answers 503 and
+the reconciler tries again on its next pass."""
 
 
 def make_engine(database_url: str) -> Engine:

@@ -10,11 +10,11 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
+
+from service import db
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,6 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = [_problem(item) for item in error.errors()]
         return JSONResponse({"detail": detail}, status_code=422)
 
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(PoolTimeout)
     async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, error)
         return JSONResponse(
@@ -87,6 +85,9 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=503,
             headers={"Retry-After": "2"},
         )
+
+    for unavailable in db.UNAVAILABLE:
+        app.add_exception_handler(unavailable, database_unavailable)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, error: Exception) -> JSONResponse:

@@ -118,6 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Submit experiment specs, follow them on Ray, compare weighting strategies.",
         version="0.1.0",
         lifespan=lifespan,
+        # operationIds are the handlers' names (`get_job`), which the OpenAPI links name
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.settings = settings
     app.state.auth = TokenAuth(settings.api_tokens)

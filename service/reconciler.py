@@ -6,17 +6,22 @@ lock); each change is then applied in a short transaction that re-reads the job 
 cancel that arrived meanwhile is never overwritten. The same pass runs at start-up, which is
 how a restarted service re-attaches to jobs still running on Ray, or re-queues them with
 ``tapweight resume`` when Ray no longer knows them.
+
+While the database is unreachable every pass fails before it changes anything; the reconciler
+says so once, tries again each poll interval, and catches up (results written meanwhile,
+jobs that finished meanwhile) on the first pass that gets through.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from harness.rundir import RunDirectory
 from service import crud
-from service.db import Database
+from service.db import UNAVAILABLE, Database
 from service.models import Job, JobStatus
 from service.ray_jobs import RayJobsClient, RayUnavailable, RunInfo, RunState
 from service.settings import Settings
@@ -40,6 +45,8 @@ class Reconciler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ray_reachable: bool | None = None  # None until the first Ray call
+        self._database_failures = 0  # passes in a row that could not reach the database
+        self._database_lost_at = 0.0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
@@ -54,9 +61,32 @@ class Reconciler:
         while not self._stop.is_set():
             try:
                 self.tick()
+                self._database_reached()
+            except UNAVAILABLE as error:
+                self._database_unreachable(error)
             except Exception:  # keep bookkeeping alive through any single bad pass
                 log.exception("reconciler pass failed")
             self._stop.wait(self._settings.poll_interval_s)
+
+    def _database_unreachable(self, error: Exception) -> None:
+        if self._database_failures == 0:
+            self._database_lost_at = time.monotonic()
+            reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+            log.warning(
+                "the database is unreachable (%s); retrying every %.1f s",
+                reason,
+                self._settings.poll_interval_s,
+            )
+        self._database_failures += 1
+
+    def _database_reached(self) -> None:
+        if self._database_failures:
+            log.warning(
+                "the database is reachable again after %d failed pass(es) in %.1f s",
+                self._database_failures,
+                time.monotonic() - self._database_lost_at,
+            )
+            self._database_failures = 0
 
     def tick(self) -> None:
         """One pass over every job that is not final."""

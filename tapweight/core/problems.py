@@ -181,14 +181,11 @@ class Pretrain(Level):
         self.last_loss = parts
         return loss
 
-    def objective_losses(self, batch, parameters: dict[str, Tensor] | None = None) -> Tensor:
-        """Each objective's loss Lᵢ on ``batch`` at this step (the descent step's corruption),
-        at ``parameters`` (by name) in place of the module's own when given."""
-        model: PretrainModel = self.module
+    def objective_losses(self, batch, parameters: dict[str, Tensor]) -> Tensor:
+        """Each objective's loss Lᵢ on ``batch`` with this step's corruption (the descent
+        step's masks and dropout), at ``parameters`` (by name) in place of the module's own."""
         with self.evaluation():
-            losses = (
-                model(batch) if parameters is None else functional_call(model, parameters, (batch,))
-            )
+            losses = functional_call(self.module, parameters, (batch,))
         return losses.float()
 
     def optimizer_step(self, *args, **kwargs):

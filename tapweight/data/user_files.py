@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -33,6 +34,9 @@ MAX_FILE_BYTES_ENV = "TAPWEIGHT_MAX_DATASET_BYTES"
 _DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl"}
 LINE_SUFFIXES = {".txt": "lines", ".smi": "lines"}
+# What reading a broken file raises: a truncated gzip stream ends in EOFError, a corrupt one in
+# zlib.error, a bad gzip header in gzip.BadGzipFile (an OSError).
+_UNREADABLE = (UnicodeDecodeError, OSError, EOFError, zlib.error)
 
 
 def max_file_bytes() -> int:
@@ -104,9 +108,8 @@ def read_table(path: Path, limit: int | None = None) -> pd.DataFrame:
                     keep_default_na=False,
                     quoting=csv.QUOTE_NONE if kind == "tsv" else csv.QUOTE_MINIMAL,
                 )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DataError(f"{path.name}: not readable as {kind.upper()} ({reason})") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, *_UNREADABLE) as error:
+        raise DataError(f"{path.name}: not readable as {kind.upper()} ({_reason(error)})") from None
     frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
     if frame.empty:
         raise DataError(f"{path.name}: the file has no rows")
@@ -121,6 +124,13 @@ def read_lines(path: Path, limit: int | None = None) -> list[str]:
             return [line.strip() for line in handle if line.strip()]
     except UnicodeDecodeError as error:
         raise DataError(f"{path.name}: not UTF-8 text (byte {error.start})") from None
+    except _UNREADABLE as error:
+        raise DataError(f"{path.name}: not readable as text ({_reason(error)})") from None
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def require_columns(frame: pd.DataFrame, wanted: dict[str, str], source: str) -> None:

@@ -448,10 +448,19 @@ def stream(client: TestClient, url: str, headers=None) -> list[tuple[str, str | 
     return events
 
 
-def test_a_report_is_404_until_the_run_writes_it(client):
+def test_a_report_and_its_figures_are_409_until_the_run_writes_them(client):
+    """The job exists: its state, not a wrong id, is why there is no report (the stateful
+    fuzz run took a 404 right after POST /jobs for a created resource gone missing)."""
     job = submit(client)
-    response = client.get(f"/jobs/{job['id']}/report", headers=ALICE)
-    assert response.status_code == 404 and "no report yet" in response.json()["detail"]
+    for path in ("report", "report?format=md", "figures/scores.png"):
+        response = client.get(f"/jobs/{job['id']}/{path}", headers=ALICE)
+        assert response.status_code == 409, path
+        assert response.json()["detail"] == (
+            f"job {job['id']} is queued and has no report: its run writes one when it ends"
+        )
+    client.post(f"/jobs/{job['id']}/cancel", headers=ALICE)
+    response = client.get(f"/jobs/{job['id']}/figures/scores.png", headers=ALICE)
+    assert response.status_code == 409 and "is cancelled and has no report" in response.text
 
 
 def test_the_report_and_its_figures_are_served_once_written(client):

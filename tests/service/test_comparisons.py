@@ -132,8 +132,10 @@ def test_the_store_reads_rows_for_statistics_without_their_trajectories(client):
     trajectory = [
         {"step": step, "weights": [0.3, 0.7], "metrics": {"loss": 1.0}} for step in range(3)
     ]
-    rows = [row.model_copy(update={"trajectory": trajectory}) for row in rows_for([0, 1])]
-    rows = [type(row).model_validate(row.model_dump()) for row in rows]
+    rows = [
+        type(row).model_validate({**row.model_dump(), "trajectory": trajectory})
+        for row in rows_for([0, 1])
+    ]
     first, second = finished_job(client, rows), finished_job(client, rows[:3])
     with client.app.state.db.read() as session:
         found = crud.rows_without_trajectories(session, [first, second])

@@ -14,6 +14,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import datasets as store
+from service.api import links
 from service.api.deps import DatabaseDep, OwnerDep, SessionDep
 from service.models import Dataset
 from service.schemas import DatasetPage, DatasetPublic, DatasetUploaded, Problem
@@ -45,7 +46,20 @@ UPLOAD_BODY = {
                         "file": {"type": "string", "format": "binary"},
                         **{name: {"type": "string"} for name in MAPPING_FIELDS},
                     },
-                }
+                },
+                # The file's name says its format (.csv, .tsv, .jsonl, .txt, .smi).
+                "encoding": {
+                    "file": {
+                        "headers": {
+                            "Content-Disposition": {
+                                "schema": {
+                                    "type": "string",
+                                    "example": 'form-data; name="file"; filename="assay.csv"',
+                                }
+                            }
+                        }
+                    }
+                },
             }
         },
     }
@@ -110,7 +124,12 @@ def _store(
     status_code=status.HTTP_201_CREATED,
     response_model=DatasetUploaded,
     responses={
-        200: {"model": DatasetUploaded, "description": "the same bytes were uploaded before"},
+        201: {"links": links.UPLOADED_DATASET},
+        200: {
+            "model": DatasetUploaded,
+            "description": "the same bytes were uploaded before",
+            "links": links.UPLOADED_DATASET,
+        },
         413: {"model": Problem, "description": "a file over TAPWEIGHT_MAX_UPLOAD_BYTES"},
         415: {"model": Problem, "description": "a body that is not multipart/form-data"},
         422: {
@@ -151,7 +170,7 @@ async def upload_dataset(owner: OwnerDep, request: Request, response: Response) 
     return uploaded
 
 
-@router.get("", response_model=DatasetPage)
+@router.get("", response_model=DatasetPage, responses={200: {"links": links.LISTED_DATASET}})
 def list_datasets(
     owner: OwnerDep,
     session: SessionDep,

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
-from pathlib import Path as FilePath
+from pathlib import Path as PathType
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, status
@@ -19,13 +16,9 @@ from harness.row import ResultRow
 from harness.rundir import RunDirectory
 from harness.spec import ExperimentSpec, parse_spec
 from service import crud
-from service.api.deps import (
-    DatabaseDep,
-    OwnerDep,
-    SessionDep,
-    SettingsDep,
-    StreamOwnerDep,
-)
+from service.api import links
+from service.api.deps import DatabaseDep, OwnerDep, SessionDep, SettingsDep, StreamOwnerDep
+from service.api.event_stream import EVENT, follow
 from service.api.spec_body import ACCEPTED, OPENAPI_BODY, SpecBody
 from service.db import Database
 from service.models import Job, JobStatus, is_job_id
@@ -49,7 +42,25 @@ router = APIRouter(
 
 Responses = dict[int | str, dict[str, Any]]  # the type FastAPI's `responses=` takes
 NOT_FOUND: Responses = {404: {"model": Problem, "description": "no such job for this token"}}
+NO_REPORT: Responses = {
+    409: {"model": Problem, "description": "the job has no report: its run has not ended"}
+}
 REPORT_POLICY = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
+
+
+def _written(job: Job, path: PathType | None, what: str) -> PathType:
+    """``path`` once the run wrote it. Until the run has written its report (it does when it
+    ends), the job's state is why there is none: 409 with that state; 404 is for a part that a
+    written report does not have."""
+    if path is not None:
+        return path
+    if RunDirectory(job.run_dir).report_file("md") is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"job {job.id} is {job.status.value} and has no report: its run writes one when it "
+            "ends",
+        )
+    raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job.id} has no {what}")
 
 
 def _job_or_404(session: Session, owner: str, job_id: str) -> Job:
@@ -65,6 +76,7 @@ def _job_or_404(session: Session, owner: str, job_id: str) -> Job:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobAccepted,
     responses={
+        202: {"links": links.SUBMITTED_JOB},
         409: {"model": Problem, "description": "Idempotency-Key reused for another spec"},
         413: {"model": Problem, "description": "body over the size limit"},
         415: {"model": Problem, "description": f"a body that is not {ACCEPTED}"},
@@ -101,7 +113,7 @@ async def submit_job(
 
 
 def _store_job(
-    database: Database, owner: str, spec: ExperimentSpec, key: str | None, runs_dir: FilePath
+    database: Database, owner: str, spec: ExperimentSpec, key: str | None, runs_dir: PathType
 ) -> JobAccepted:
     """The store's part of a submission, in one worker thread: its transaction starts and
     ends there, so that it never waits for a thread while it holds SQLite's write lock."""
@@ -110,7 +122,7 @@ def _store_job(
         return JobAccepted(id=job.id, status=job.status, created=created)
 
 
-@router.get("", response_model=JobPage)
+@router.get("", response_model=JobPage, responses={200: {"links": links.LISTED_JOB}})
 def list_jobs(
     owner: OwnerDep,
     session: SessionDep,
@@ -164,7 +176,11 @@ def get_results(job_id: str, owner: OwnerDep, session: SessionDep) -> list[Resul
     return crud.stored_rows(job.results)
 
 
-@router.get("/{job_id}/artifacts", response_model=ArtifactList, responses=NOT_FOUND)
+@router.get(
+    "/{job_id}/artifacts",
+    response_model=ArtifactList,
+    responses={**NOT_FOUND, 200: {"links": links.LISTED_ARTIFACT}},
+)
 def list_artifacts(job_id: str, owner: OwnerDep, session: SessionDep) -> ArtifactList:
     """Each finished trial's continued-pretrained encoder and learned weights; ``recommended``
     names, per dataset, the one with the best validation score."""
@@ -256,6 +272,7 @@ def resume_job(job_id: str, owner: OwnerDep, database: DatabaseDep) -> JobSummar
     "/{job_id}/report",
     responses={
         **NOT_FOUND,
+        **NO_REPORT,
         200: {
             "content": {
                 "text/html": {"schema": {"type": "string"}},
@@ -274,9 +291,7 @@ def get_report(
 ) -> Response:
     """The harness report (written when the run ends)."""
     job = _job_or_404(session, owner, job_id)
-    path = RunDirectory(job.run_dir).report_file(format)
-    if path is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} has no report yet")
+    path = _written(job, RunDirectory(job.run_dir).report_file(format), f"{format} report")
     if format == "md":
         return PlainTextResponse(path.read_text(), media_type="text/markdown")
     return HTMLResponse(path.read_text(), headers={"Content-Security-Policy": REPORT_POLICY})
@@ -286,7 +301,11 @@ def get_report(
     "/{job_id}/figures/{name}",
     responses={
         **NOT_FOUND,
-        200: {"content": {"image/png": {"schema": {"type": "string"}}}, "description": "a figure"},
+        **NO_REPORT,
+        200: {
+            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "a figure",
+        },
     },
     response_class=Response,
 )
@@ -298,9 +317,7 @@ def get_figure(
 ) -> Response:
     """A figure of the report (the report's HTML links them as ``figures/<name>.png``)."""
     job = _job_or_404(session, owner, job_id)
-    path = RunDirectory(job.run_dir).figure_file(name)
-    if path is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} has no figure {name!r}")
+    path = _written(job, RunDirectory(job.run_dir).figure_file(name), f"figure {name!r}")
     return FileResponse(path, media_type="image/png")
 
 
@@ -309,7 +326,7 @@ def get_figure(
     responses={
         **NOT_FOUND,
         200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"itemSchema": EVENT}},
             "description": "the run's events.jsonl as server-sent events; ends with the job",
         },
     },
@@ -327,42 +344,9 @@ async def stream_events(
     run = await run_in_threadpool(_owned_run, sessions, owner, job_id)
     offset = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
     poll = request.app.state.settings.poll_interval_s
-    return EventSourceResponse(_events(sessions, job_id, run, offset, poll), ping=15)
+    return EventSourceResponse(follow(sessions, job_id, run, offset, poll), ping=15)
 
 
 def _owned_run(sessions: sessionmaker[Session], owner: str, job_id: str) -> RunDirectory:
     with sessions() as session:
         return RunDirectory(_job_or_404(session, owner, job_id).run_dir)
-
-
-def _job_status(sessions: sessionmaker[Session], job_id: str) -> JobStatus:
-    with sessions() as session:
-        job = session.get(Job, job_id)
-        return job.status if job is not None else JobStatus.cancelled
-
-
-def _events_from(run: RunDirectory, offset: int) -> list[tuple[int, dict[str, Any]]]:
-    return list(run.events_from(offset))
-
-
-async def _events(
-    sessions: sessionmaker[Session], job_id: str, run: RunDirectory, offset: int, poll: float
-) -> AsyncIterator[dict[str, str]]:
-    last_status = None
-    while True:
-        # Read the status before the file: once final, the file is complete.
-        current = await run_in_threadpool(_job_status, sessions, job_id)
-        if current != last_status:
-            last_status = current
-            yield {"event": "status", "data": json.dumps({"status": current.value})}
-        lines = await run_in_threadpool(_events_from, run, offset)
-        for offset, event in lines:
-            yield {
-                "id": str(offset),
-                "event": str(event.get("type", "message")),
-                "data": json.dumps(event),
-            }
-        if current.final:
-            yield {"event": "end", "data": json.dumps({"status": current.value})}
-            return
-        await asyncio.sleep(poll)
