@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from typing import Any
@@ -89,18 +90,26 @@ def make_strategy(spec: str, **settings) -> Strategy:
 _FINITE = ConfigDict(allow_inf_nan=False)
 
 
+@functools.cache
+def _setting_types(cls: type[Strategy]) -> dict[str, TypeAdapter[Any]]:
+    """The constructor's annotated parameters, each with its validator (built once per class:
+    every submitted spec checks its strategies' settings)."""
+    hints = typing.get_type_hints(cls.__init__)
+    parameters = inspect.signature(cls.__init__).parameters
+    return {name: TypeAdapter(hints[name], config=_FINITE) for name in parameters if name in hints}
+
+
 def _typed_settings(cls: type[Strategy], settings: dict[str, Any]) -> dict[str, Any]:
     """Check each setting against the constructor's annotation (strictly: ``2.5`` is not an
     int, nor ``"x"``), so that a wrong type is refused with the spec, not mid-run."""
-    hints = typing.get_type_hints(cls.__init__)
-    parameters = inspect.signature(cls.__init__).parameters
+    types = _setting_types(cls)
     typed = {}
     for key, value in settings.items():
-        if key not in parameters or key not in hints:
+        if key not in types:
             typed[key] = value  # unknown names: the constructor's TypeError names them
             continue
         try:
-            typed[key] = TypeAdapter(hints[key], config=_FINITE).validate_python(value, strict=True)
+            typed[key] = types[key].validate_python(value, strict=True)
         except ValidationError as error:
             reason = error.errors()[0]["msg"]
             raise ConfigError(f"setting {key!r} = {value!r}: {reason}") from None

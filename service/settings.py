@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         default="ray", description="`none`: store-only mode for load tests, jobs never run"
     )
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, description="largest request body")
+    worker_threads: int = Field(
+        default=8,
+        ge=1,
+        description="threads for the requests' database and file work; more only contend for "
+        "the one core the API's Python runs on",
+    )
     cors_origins: CommaSeparated = Field(
         default=(), description="CORS origins, comma-separated; unset: CORS off"
     )

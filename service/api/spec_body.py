@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from harness.spec import ExperimentSpec, validate_spec
 from service.api.deps import OwnerDep, SettingsDep
 from service.datasets import resolve_dataset_ids
+from service.settings import Settings
 from tapweight.data.registry import DATASETS
 from tapweight.models.registry import is_encoder_name
 
@@ -160,12 +161,13 @@ def _resolve_uploads(
         return resolve_dataset_ids(session, owner, data)
 
 
-async def read_spec(request: Request, owner: OwnerDep, settings: SettingsDep) -> ExperimentSpec:
-    """The validated spec, or 415/422 naming what to fix (after the token is checked). A
-    dataset named by ``dataset_id`` is this token's upload, read from the uploads folder."""
-    data = _parse(await request.body(), _media_type(request))
+def _checked_spec(request: Request, owner: str, body: bytes, settings: Settings) -> ExperimentSpec:
+    """The body as a validated spec, or 415/422; all in one worker thread, since YAML parses
+    slowly, the owner's uploads are read from the database (for a spec naming a
+    ``dataset_id``) and the files a spec names are read and checked."""
+    data = _parse(body, _media_type(request))
     if isinstance(data, dict):
-        uploads, errors = await run_in_threadpool(_resolve_uploads, request, owner, data)
+        uploads, errors = _resolve_uploads(request, owner, data)
         errors += [
             {"type": "value_error", "loc": loc, "msg": f"{value!r} {problem}"}
             for loc, value, key in _references(data, uploads)
@@ -174,8 +176,7 @@ async def read_spec(request: Request, owner: OwnerDep, settings: SettingsDep) ->
         if errors:
             raise RequestValidationError(errors)
     try:
-        # In a worker thread: a spec naming files has them read and checked.
-        return await run_in_threadpool(validate_spec, data, settings.spec_limits())
+        return validate_spec(data, settings.spec_limits())
     except ValidationError as error:
         raise RequestValidationError(
             [
@@ -183,6 +184,13 @@ async def read_spec(request: Request, owner: OwnerDep, settings: SettingsDep) ->
                 for e in error.errors()
             ]
         ) from None
+
+
+async def read_spec(request: Request, owner: OwnerDep, settings: SettingsDep) -> ExperimentSpec:
+    """The validated spec, or 415/422 naming what to fix (after the token is checked). A
+    dataset named by ``dataset_id`` is this token's upload, read from the uploads folder."""
+    body = await request.body()
+    return await run_in_threadpool(_checked_spec, request, owner, body, settings)
 
 
 SpecBody = Annotated[ExperimentSpec, Depends(read_spec)]

@@ -41,6 +41,7 @@ def test_every_variable_keeps_its_name(monkeypatch):
         "TAPWEIGHT_OFFLINE": "1",
         "TAPWEIGHT_EXECUTOR": "none",
         "TAPWEIGHT_MAX_BODY_BYTES": "4096",
+        "TAPWEIGHT_WORKER_THREADS": "3",
         "TAPWEIGHT_CORS_ORIGINS": "https://a.example,https://b.example",
         "TAPWEIGHT_POLL_INTERVAL_S": "0.5",
         "TAPWEIGHT_MAX_REQUEUES": "0",
@@ -60,6 +61,7 @@ def test_every_variable_keeps_its_name(monkeypatch):
     assert settings.uploads_root() == Path("/uploads") and settings.max_upload_bytes == 2048
     assert settings.cache_dir == Path("/cache") and settings.offline is True
     assert settings.executor == "none" and settings.max_body_bytes == 4096
+    assert settings.worker_threads == 3
     assert settings.cors_origins == ("https://a.example", "https://b.example")
     assert settings.poll_interval_s == 0.5 and settings.max_requeues == 0
     assert settings.spec_limits() == SpecLimits(seeds=5, trials=50, cpu=2, gpu=0.5)

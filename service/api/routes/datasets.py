@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import datasets as store
 from service.api import links
-from service.api.deps import OwnerDep, SessionDep, WriteSessionDep
+from service.api.deps import DatabaseDep, OwnerDep, SessionDep
 from service.models import Dataset
 from service.schemas import DatasetPage, DatasetPublic, DatasetUploaded, Problem
 from service.settings import Settings
@@ -96,7 +96,7 @@ def _store(
     with tempfile.NamedTemporaryFile(dir=root, prefix=".upload-", delete=False) as handle:
         while chunk := upload.file.read(1 << 20):
             handle.write(chunk)
-    with request.app.state.db.write() as session:
+    with request.app.state.db.writer() as session:
         try:
             dataset, created = store.store_upload(
                 session, owner, upload.filename or "upload.csv", Path(handle.name), root
@@ -201,15 +201,16 @@ def get_dataset(dataset_id: str, owner: OwnerDep, session: SessionDep) -> Datase
         409: {"model": Problem, "description": "a job that has not finished uses it"},
     },
 )
-def delete_dataset(dataset_id: str, owner: OwnerDep, session: WriteSessionDep) -> Response:
+def delete_dataset(dataset_id: str, owner: OwnerDep, database: DatabaseDep) -> Response:
     """Remove a dataset and its file; refused while an unfinished job uses it."""
-    dataset = _dataset_or_404(session, owner, dataset_id)
-    try:
-        store.delete_dataset(session, dataset)
-    except store.DatasetInUse as error:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"dataset {dataset_id} is used by unfinished job(s) {', '.join(error.job_ids)}; "
-            "cancel them or wait for them to end",
-        ) from None
+    with database.writer() as session:
+        dataset = _dataset_or_404(session, owner, dataset_id)
+        try:
+            store.delete_dataset(session, dataset)
+        except store.DatasetInUse as error:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"dataset {dataset_id} is used by unfinished job(s) {', '.join(error.job_ids)}; "
+                "cancel them or wait for them to end",
+            ) from None
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -14,14 +14,15 @@ from sse_starlette import EventSourceResponse
 from harness.artifact import recommended_artifacts
 from harness.row import ResultRow
 from harness.rundir import RunDirectory
-from harness.spec import parse_spec
+from harness.spec import ExperimentSpec, parse_spec
 from service import crud
 from service.api import links
-from service.api.deps import OwnerDep, SessionDep, SettingsDep, StreamOwnerDep, WriteSessionDep
+from service.api.deps import DatabaseDep, OwnerDep, SessionDep, SettingsDep, StreamOwnerDep
 from service.api.event_stream import EVENT, follow
 from service.api.spec_body import ACCEPTED, OPENAPI_BODY, SpecBody
+from service.db import Database
 from service.models import Job, JobStatus, is_job_id
-from service.runs import settled
+from service.runs import ProgressReader, settled
 from service.schemas import (
     ArtifactList,
     ArtifactPublic,
@@ -82,10 +83,10 @@ def _job_or_404(session: Session, owner: str, job_id: str) -> Job:
     },
     openapi_extra=OPENAPI_BODY,
 )
-def submit_job(
+async def submit_job(
     owner: OwnerDep,
     spec: SpecBody,
-    session: WriteSessionDep,
+    database: DatabaseDep,
     settings: SettingsDep,
     response: Response,
     idempotency_key: Annotated[
@@ -100,13 +101,25 @@ def submit_job(
     """Queue an experiment (the harness spec, as JSON or YAML); it runs through the harness as
     a Ray job."""
     try:
-        job, created = crud.create_job(session, owner, spec, idempotency_key, settings.runs_dir)
+        accepted = await run_in_threadpool(
+            _store_job, database, owner, spec, idempotency_key, settings.runs_dir
+        )
     except crud.IdempotencyConflict:
         raise HTTPException(
             status.HTTP_409_CONFLICT, "this Idempotency-Key was used for a different spec"
         ) from None
-    response.headers["Location"] = f"/jobs/{job.id}"
-    return JobAccepted(id=job.id, status=job.status, created=created)
+    response.headers["Location"] = f"/jobs/{accepted.id}"
+    return accepted
+
+
+def _store_job(
+    database: Database, owner: str, spec: ExperimentSpec, key: str | None, runs_dir: PathType
+) -> JobAccepted:
+    """The store's part of a submission, in one worker thread: its transaction starts and
+    ends there, so that it never waits for a thread while it holds SQLite's write lock."""
+    with database.writer() as session:
+        job, created = crud.create_job(session, owner, spec, key, runs_dir)
+        return JobAccepted(id=job.id, status=job.status, created=created)
 
 
 @router.get("", response_model=JobPage, responses={200: {"links": links.LISTED_JOB}})
@@ -128,22 +141,32 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobDetail, responses=NOT_FOUND)
-def get_job(job_id: str, owner: OwnerDep, session: SessionDep, request: Request) -> JobDetail:
+async def get_job(
+    job_id: str, owner: OwnerDep, database: DatabaseDep, request: Request
+) -> JobDetail:
     """Status and history; progress per trial while it runs; weights and scores per strategy
     (and per seed) as trials finish."""
-    job = _job_or_404(session, owner, job_id)
-    run = RunDirectory(job.run_dir)
-    progress = settled(request.app.state.progress.trials(run), job.status.final)
-    rows = crud.stored_rows(job.results)  # validated once for the summary and the comparison
-    return JobDetail(
-        **JobSummary.model_validate(job).model_dump(exclude={"links"}),
-        spec=job.spec,
-        history=[StatusChange(status=e.status, detail=e.detail, at=e.at) for e in job.events],
-        progress=progress,
-        results=crud.summarize_results(rows),
-        comparison=crud.compare_results(rows, parse_spec(job.spec, inspect_files=False)),
-        recommended_artifacts=recommended_artifacts(run.artifacts()),
-    )
+    progress = request.app.state.progress
+    return await run_in_threadpool(_job_detail, database, progress, owner, job_id)
+
+
+def _job_detail(database: Database, progress: ProgressReader, owner: str, job_id: str) -> JobDetail:
+    """A job's detail from the store and its run directory, in one worker thread."""
+    with database.read() as session:
+        job = _job_or_404(session, owner, job_id)
+        run = RunDirectory(job.run_dir)
+        rows = crud.stored_rows(job.results)  # validated once for the summary and the comparison
+        # The stored spec is checked again only for its reference strategy, which only rows use.
+        spec = parse_spec(job.spec, inspect_files=False) if rows else None
+        return JobDetail(
+            **JobSummary.model_validate(job).model_dump(exclude={"links"}),
+            spec=job.spec,
+            history=[StatusChange(status=e.status, detail=e.detail, at=e.at) for e in job.events],
+            progress=settled(progress.trials(run), job.status.final),
+            results=crud.summarize_results(rows),
+            comparison=crud.compare_results(rows, spec) if spec is not None else [],
+            recommended_artifacts=recommended_artifacts(run.artifacts()),
+        )
 
 
 @router.get("/{job_id}/results", response_model=list[ResultRow], responses=NOT_FOUND)
@@ -210,13 +233,16 @@ def download_artifact(
     response_model=JobSummary,
     responses={**NOT_FOUND, 409: {"model": Problem, "description": "the job already finished"}},
 )
-def cancel_job(job_id: str, owner: OwnerDep, session: WriteSessionDep) -> JobSummary:
+def cancel_job(job_id: str, owner: OwnerDep, database: DatabaseDep) -> JobSummary:
     """Cancel a queued job at once, or ask Ray to stop a running one."""
-    job = _job_or_404(session, owner, job_id)
-    if job.status.final:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} already {job.status.value}")
-    crud.request_cancel(session, job)
-    return JobSummary.model_validate(job)
+    with database.writer() as session:
+        job = _job_or_404(session, owner, job_id)
+        if job.status.final:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, f"job {job_id} already {job.status.value}"
+            )
+        crud.request_cancel(session, job)
+        return JobSummary.model_validate(job)
 
 
 @router.post(
@@ -228,16 +254,18 @@ def cancel_job(job_id: str, owner: OwnerDep, session: WriteSessionDep) -> JobSum
         409: {"model": Problem, "description": "the job is not failed or cancelled"},
     },
 )
-def resume_job(job_id: str, owner: OwnerDep, session: WriteSessionDep) -> JobSummary:
+def resume_job(job_id: str, owner: OwnerDep, database: DatabaseDep) -> JobSummary:
     """Resume a failed or cancelled job from its checkpoints; finished trials are kept."""
-    job = _job_or_404(session, owner, job_id)
-    if job.status not in (JobStatus.failed, JobStatus.cancelled):
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"job {job_id} is {job.status.value}; only a failed or cancelled job can be resumed",
-        )
-    crud.request_resume(session, job)
-    return JobSummary.model_validate(job)
+    with database.writer() as session:
+        job = _job_or_404(session, owner, job_id)
+        if job.status not in (JobStatus.failed, JobStatus.cancelled):
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"job {job_id} is {job.status.value}; only a failed or cancelled job can be "
+                "resumed",
+            )
+        crud.request_resume(session, job)
+        return JobSummary.model_validate(job)
 
 
 @router.get(
