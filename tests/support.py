@@ -9,7 +9,19 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from unittest import mock
+
+
+@dataclass(frozen=True)
+class RayHead:
+    """The test session's Ray head on loopback. ``address`` is what ``tapweight run --address``
+    (or ``RAY_ADDRESS``) joins, ``jobs_url`` what the service and ``ray job submit`` talk to;
+    ``env`` is what a client process needs in its environment to join it."""
+
+    address: str
+    jobs_url: str
+    env: dict[str, str]
 
 
 def tiny_spec(**changes) -> dict:

@@ -16,6 +16,7 @@ from service.ray_head import free_port
 from tapweight.client import Client, ClientError
 from tests.data.test_user_datasets import freesolv
 from tests.service.conftest import tiny_spec
+from tests.support import cli_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -69,10 +70,12 @@ def test_upload_job_artifact_and_finetune_the_downloaded_encoder(ray_cluster, se
 def test_a_wrong_server_or_token_is_one_line(serve, tmp_path):
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(tiny_spec()))
     nowhere = f"http://127.0.0.1:{free_port()}"
-    failed = tapweight("submit", str(tmp_path / "spec.yaml"), "--server", nowhere, "--token", "t")
+    failed = cli_in_process(
+        "submit", str(tmp_path / "spec.yaml"), "--server", nowhere, "--token", "t"
+    )
     assert failed.returncode == 2 and "cannot reach the service" in failed.stdout
     assert "Traceback" not in failed.stdout + failed.stderr
     server = serve(f"sqlite:///{tmp_path / 'service.db'}", TAPWEIGHT_EXECUTOR="none")
-    refused = tapweight("fetch", "0" * 32, "--server", server.url, "--token", "wrong",
-                        "--out", str(tmp_path / "out"))  # fmt: skip
+    refused = cli_in_process("fetch", "0" * 32, "--server", server.url, "--token", "wrong",
+                             "--out", str(tmp_path / "out"))  # fmt: skip
     assert refused.returncode == 2 and "refused the token" in refused.stdout
