@@ -1,6 +1,6 @@
 """Run an experiment on Ray Tune: the searches of trial-search strategies first (each proposal
-a Tune trial, proposed and stopped by the strategy's own searcher), then one trial per
-dataset × strategy × seed.
+a Tune trial, proposed and stopped by the strategy's own searcher, in a reused worker), then one
+trial per dataset × strategy × seed.
 
 Every stage is a Tune experiment under ``<run dir>/tune``; a stage already complete is skipped
 and an interrupted one is restored with ``Tuner.restore``, so ``resume`` never redoes a finished
@@ -234,6 +234,11 @@ class _SearchStage:
                 scheduler=StrategyEarlyStopping(searcher),
                 num_samples=strategy.planned_trials(len(spec.objectives)),
                 max_concurrent_trials=spec.tune.max_concurrent_trials,
+                # A search's proposals are many short trainings of one strategy: a new worker
+                # per proposal (start, imports) cost more than the training itself. The local
+                # runner runs them all in one process with the same rows, so nothing is kept
+                # between trials that would change one.
+                reuse_actors=True,
             ),
             _run_config(spec, self.run_dir, name, []),
         )

@@ -67,9 +67,12 @@ _NODE_PORTS = (
 )
 
 
-def start_ray_head(log_path: Path, num_cpus: int | None = None) -> tuple[subprocess.Popen, str]:
+def start_ray_head(
+    log_path: Path, num_cpus: int | None = None, port: int | None = None
+) -> tuple[subprocess.Popen, str]:
     """``ray start --head --block`` on loopback in its own process group; returns the process
-    and the dashboard URL once the Jobs API answers. Killing the process stops the head."""
+    and the dashboard URL once the Jobs API answers. Killing the process stops the head.
+    ``port`` is its GCS port (default: a free one), for callers that join it with ``ray.init``."""
     ray_bin = Path(sys.executable).with_name("ray")
     dashboard_port = free_port()
     temp_dir = tempfile.mkdtemp(prefix="tw-ray-")  # short: Ray's socket paths have a length cap
@@ -79,7 +82,7 @@ def start_ray_head(log_path: Path, num_cpus: int | None = None) -> tuple[subproc
         "--head",
         "--block",
         "--node-ip-address=127.0.0.1",
-        f"--port={free_port()}",
+        f"--port={port or free_port()}",
         "--dashboard-host=127.0.0.1",
         f"--dashboard-port={dashboard_port}",
         f"--temp-dir={temp_dir}",

@@ -6,13 +6,13 @@ one line (exit code 2), never as a traceback.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from tapweight.console import JsonOption, Table, console, emit
@@ -338,9 +338,11 @@ def _add_client_commands() -> None:
 _add_client_commands()
 
 
+@functools.cache
 def _add_plugin_commands() -> None:
     """Commands of higher layers (baselines, harness, service) register themselves through the
-    ``tapweight.commands`` entry point group, so this lowest layer never imports them."""
+    ``tapweight.commands`` entry point group, so this lowest layer never imports them. Once per
+    process: ``main()`` may run more than once in one (tests call it in process)."""
     from importlib.metadata import entry_points
 
     for entry in entry_points(group="tapweight.commands"):
@@ -350,19 +352,16 @@ def _add_plugin_commands() -> None:
 
 
 def main() -> None:
-    """Console entry point: one-line errors for user mistakes."""
+    """Console entry point: one-line errors for user mistakes. Typer itself prints usage errors
+    (exit code 2) and help, and exits with a command's ``typer.Exit`` code; it carries its own
+    click since 0.26, so click's exception classes are not the ones it raises."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _add_plugin_commands()
     try:
-        app(standalone_mode=False)
+        app()
     except TapWeightError as error:
         console.print(f"[red]error:[/] {error}", highlight=False)
         sys.exit(2)
-    except click.exceptions.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(130)
 
 
 if __name__ == "__main__":

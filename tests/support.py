@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
+import io
+import logging
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from unittest import mock
+
+
+@dataclass(frozen=True)
+class RayHead:
+    """The test session's Ray head on loopback. ``address`` is what ``tapweight run --address``
+    (or ``RAY_ADDRESS``) joins, ``jobs_url`` what the service and ``ray job submit`` talk to;
+    ``env`` is what a client process needs in its environment to join it."""
+
+    address: str
+    jobs_url: str
+    env: dict[str, str]
 
 
 def tiny_spec(**changes) -> dict:
@@ -63,3 +81,28 @@ def result_row(
     for key in ("cost", "retrained"):
         row[key] |= changes.pop(key, {})
     return ResultRow.model_validate(row | changes)
+
+
+def cli_in_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """``tapweight ARGS`` through the console script's own ``main()``, in this process, with
+    what it printed and its exit code; for commands that finish before any Ray or training
+    starts, where a subprocess would spend its seconds importing torch and Ray again."""
+    from tapweight.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    logged = logging.StreamHandler(stderr)  # what main()'s logging.basicConfig would print
+    logged.setLevel(logging.WARNING)
+    code: int | str | None = 0
+    logging.getLogger().addHandler(logged)
+    try:
+        with mock.patch.object(sys, "argv", ["tapweight", *args]):
+            with redirect_stdout(stdout), redirect_stderr(stderr):
+                try:
+                    main()
+                except SystemExit as exited:
+                    code = exited.code
+    finally:
+        logging.getLogger().removeHandler(logged)
+    returncode = code if isinstance(code, int) else (0 if code is None else 1)
+    return subprocess.CompletedProcess(["tapweight", *args], returncode, stdout.getvalue(),
+                                       stderr.getvalue())  # fmt: skip

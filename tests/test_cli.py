@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from tests.support import cli_in_process
+
 
 def run_cli(*args: str, data_dir=None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
@@ -62,6 +64,15 @@ def test_bad_input_is_one_line_error_without_traceback(args, message):
     assert result.returncode == 2
     combined = result.stdout + result.stderr
     assert message in combined.replace("\n", " ") and "Traceback" not in combined
+
+
+def test_no_command_shows_help_and_a_usage_error_is_no_traceback():
+    """Typer prints these (it carries its own click, whose errors `main` must let it show);
+    in process, as nothing here starts Ray or trains."""
+    shown = cli_in_process()
+    assert shown.returncode == 2 and "Usage:" in shown.stdout and "resume" in shown.stdout
+    missing = cli_in_process("run")
+    assert missing.returncode == 2 and "Missing argument" in missing.stderr
 
 
 def test_missing_file_offline_names_the_file_and_the_variable(tmp_path):

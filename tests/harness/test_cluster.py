@@ -1,14 +1,12 @@
-"""Cluster entry points against real Ray nodes on loopback: `ray job submit` to a head, and
-`cluster/entry.py` (what `ray submit` runs on the head) on a cluster of two nodes."""
+"""Cluster entry points against real Ray nodes on loopback: `ray job submit` to a head (the
+session's), and `cluster/entry.py` (what `ray submit` runs on the head) on a cluster of two
+nodes."""
 
 from __future__ import annotations
 
 import os
-import secrets
-import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ import yaml
 
 from harness.loopback import LOOPBACK_ENV, is_loopback_address, keep_ray_on_loopback
 from harness.rundir import RunDirectory
-from tests.harness.conftest import tiny_spec, wait_for, write_spec
+from tests.harness.conftest import tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,60 +24,14 @@ SUBPROCESS_TIMEOUT_S = 240
 with its output, instead of the test hanging until pytest-timeout kills it."""
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def ray_head(tmp_path):
-    """A Ray head on 127.0.0.1 with the Jobs API; stopped with its process group."""
-    port, dashboard = _free_port(), _free_port()
-    short_temp = tempfile.mkdtemp(prefix="ray")  # Ray's socket paths must stay under 108 bytes
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        **LOOPBACK_ENV,
-        "RAY_USAGE_STATS_ENABLED": "0",
-        # Ray 2.59+ can protect a cluster with a token; this head has its own, which its
-        # clients share (nothing read from ~/.ray, so a fresh machine behaves the same)
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN": secrets.token_hex(32),
-    }
-    head = subprocess.Popen(
-        [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-         f"--port={port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-         "--num-cpus=2", "--num-gpus=0", f"--temp-dir={short_temp}"],
-        env=env, stdout=(tmp_path / "head.log").open("w"), stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
-    address = f"http://127.0.0.1:{dashboard}"
-
-    def ready() -> bool:
-        probe = subprocess.run(
-            [str(BIN / "ray"), "job", "list", "--address", address],
-            capture_output=True, env=env,
-        )  # fmt: skip
-        return probe.returncode == 0
-
-    try:
-        if head.poll() is not None:
-            raise AssertionError((tmp_path / "head.log").read_text()[-2000:])
-        wait_for(ready, 120, "the Ray head's Jobs API")
-        yield address, env
-    finally:
-        head.terminate()
-        head.wait(timeout=60)
-
-
 def test_ray_job_submit_runs_a_spec(ray_head, tmp_path):
-    address, env = ray_head
+    """`ray job submit` to the session's head (its Jobs API), as a user submits to a cluster."""
     spec = write_spec(tmp_path / "spec.yaml", tiny_spec(seeds=[0]))
     out = tmp_path / "run"
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **ray_head.env}
     submitted = subprocess.run(
-        [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", str(ROOT),
-         "--", "tapweight", "run", str(spec), "--out", str(out), "--no-progress"],
+        [str(BIN / "ray"), "job", "submit", "--address", ray_head.jobs_url, "--working-dir",
+         str(ROOT), "--", "tapweight", "run", str(spec), "--out", str(out), "--no-progress"],
         capture_output=True, text=True, env=env, timeout=SUBPROCESS_TIMEOUT_S,
     )  # fmt: skip
     assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]

@@ -12,7 +12,8 @@ from harness.local import resume_local, run_local
 from harness.rundir import RunDirectory
 from harness.spec import parse_spec
 from tapweight.errors import ConfigError
-from tests.harness.conftest import cli, tiny_spec, write_spec
+from tests.harness.conftest import tiny_spec, write_spec
+from tests.support import cli_in_process
 
 
 def test_every_cell_gets_a_protocol_row_and_grid_and_optuna_search_in_process(tmp_path):
@@ -84,9 +85,9 @@ def test_cli_local_runs_without_importing_ray(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert len(RunDirectory(out).rows()) == 1
-    refused = cli("run", str(spec_file), "--local", "--address", "127.0.0.1:6379")
-    assert refused.returncode != 0
+    refused = cli_in_process("run", str(spec_file), "--local", "--address", "127.0.0.1:6379")
+    assert refused.returncode == 2  # a usage error, printed by typer, never a traceback
     assert "--local runs without Ray" in refused.stderr
-    refused = cli("run", str(spec_file), "--workers", "2")
-    assert refused.returncode != 0
+    refused = cli_in_process("run", str(spec_file), "--workers", "2")
+    assert refused.returncode == 2
     assert "--workers is for --local" in refused.stderr

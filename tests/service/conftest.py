@@ -1,5 +1,6 @@
 """Service test fixtures: a throwaway PostgreSQL cluster, a store on either backend, an
-in-process client, and real `tapweight serve` / Ray head processes on free loopback ports."""
+in-process client, and real `tapweight serve` processes on free loopback ports (the Ray head,
+`ray_cluster`, is the session's, in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from fastapi.testclient import TestClient
 
 from service.main import create_app
 from service.postgres import server_binaries, throwaway_postgres
-from service.ray_head import free_port, start_ray_head, stop_ray_head
+from service.ray_head import free_port
 from service.settings import Settings
 from tests.support import tiny_spec as shared_tiny_spec
 from tests.support import wait_for
@@ -259,14 +260,3 @@ def requested_hosts(driver: Any) -> set[str]:
             if url.scheme in ("http", "https", "ws", "wss"):
                 hosts.add(url.hostname)
     return hosts
-
-
-@pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[str]:
-    """A Ray head on loopback (2 CPUs) for the tests; its Jobs API URL."""
-    log = Path(tempfile.mkdtemp(prefix="tw-ray-log-")) / "head.log"
-    process, url = start_ray_head(log, num_cpus=2)
-    try:
-        yield url
-    finally:
-        stop_ray_head(process.pid, grace_s=3)

@@ -230,8 +230,9 @@ def _driver_of(run_dir: Path) -> int:
 
 
 def test_a_killed_driver_is_resumed_from_its_checkpoints(ray_cluster, serve, tmp_path):
-    """kill -9 of the `tapweight run` driver: an infrastructure failure, so the service
-    resubmits `tapweight resume`; the trial that had finished is kept, not trained again."""
+    """kill -9 of the `tapweight run` driver mid-run: an infrastructure failure, so the service
+    resubmits `tapweight resume`; the trial that had finished is kept, not trained again. (The
+    same path as a user's `tapweight resume` after a killed run, which this test stands for.)"""
     server = serve(f"sqlite:///{tmp_path / 'service.db'}", RAY_ADDRESS=ray_cluster)
     job_id = server.submit(
         tiny_spec(name="kill-driver", seeds=[0], tune={"max_concurrent_trials": 1})
@@ -240,6 +241,9 @@ def test_a_killed_driver_is_resumed_from_its_checkpoints(ray_cluster, serve, tmp
     first = wait_for(lambda: run.rows(), 300, "a first finished trial")[0]
     os.kill(_driver_of(run.path), signal.SIGKILL)
     killed = time.monotonic()
+    finished = {r.trial for r in run.rows()}
+    assert finished == {first.trial}  # killed mid-run, with one of its two trials left
+    assert run.status().state == "running"  # what a killed run leaves behind
     job = final(server, job_id, timeout=400)
     recovered = time.monotonic() - killed
     assert job["status"] == "succeeded", job
@@ -247,8 +251,14 @@ def test_a_killed_driver_is_resumed_from_its_checkpoints(ray_cluster, serve, tmp
     assert any(d.startswith("the driver was killed (exit code") for d in details), details
     assert job["attempts"] == 2 and job["trials_done"] == 2
     rows = run.rows()
-    assert len({r.trial for r in rows}) == 2 and rows[0] == first
-    assert len([a for a in run.attempts(first.trial) if "replayed" not in a]) == 1
+    assert len(rows) == 2 and len({r.trial for r in rows}) == 2 and rows[0] == first
+    for key in finished:  # a trial Tune had not yet marked finished replays its stored row
+        trained = [a for a in run.attempts(key) if not a.endswith("replayed finished result")]
+        assert len(trained) == 1, f"{key} trained again: {run.attempts(key)}"
+    assert sum(len(run.attempts(r.trial)) for r in rows) >= 2
+    assert run.status().state == "finished"
+    started = [e for e in run.events() if e["type"] == "experiment_started"]
+    assert [e["resumed"] for e in started] == [False, True]
     assert all(t["state"] == "done" for t in job["progress"])
     print(f"\nkilled driver: {job['attempts']} attempts, finished {recovered:.0f} s after the kill")
 

@@ -16,11 +16,14 @@ from service.ray_head import free_port
 from tapweight.client import Client, ClientError
 from tests.data.test_user_datasets import freesolv
 from tests.service.conftest import tiny_spec
+from tests.support import cli_in_process
 
 pytestmark = pytest.mark.slow
 
 
 def tapweight(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """The console script as a process (``submit`` and ``fetch`` are clients of the service
+    and run in process, ``cli_in_process``; ``finetune`` trains, so it gets its own)."""
     command = [sys.executable, "-m", "tapweight.cli", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
@@ -36,8 +39,8 @@ def test_upload_job_artifact_and_finetune_the_downloaded_encoder(ray_cluster, se
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     (tmp_path / "assay.yaml").write_text(yaml.safe_dump(dataset))
 
-    submitted = tapweight("submit", str(tmp_path / "spec.yaml"), "--server", server.url,
-                          "--token", "token-alice", "--json")  # fmt: skip
+    submitted = cli_in_process("submit", str(tmp_path / "spec.yaml"), "--server", server.url,
+                               "--token", "token-alice", "--json")  # fmt: skip
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     job = json.loads(submitted.stdout[submitted.stdout.index("{") :])
     assert job["status"] == "succeeded" and job["results"][0]["dataset"] == "assay"
@@ -52,8 +55,8 @@ def test_upload_job_artifact_and_finetune_the_downloaded_encoder(ray_cluster, se
     with Client(server.url, token="token-bob") as other, pytest.raises(ClientError, match="404"):
         other.artifacts(job["id"])
 
-    fetched = tapweight("fetch", job["id"], "--server", server.url, "--token", "token-alice",
-                        "--out", str(tmp_path / "out"), "--json")  # fmt: skip
+    fetched = cli_in_process("fetch", job["id"], "--server", server.url, "--token",
+                             "token-alice", "--out", str(tmp_path / "out"), "--json")  # fmt: skip
     assert fetched.returncode == 0, fetched.stdout + fetched.stderr
     written = json.loads(fetched.stdout)
     encoder = Path(written["encoder:assay"]) / "encoder.pt"
@@ -69,10 +72,12 @@ def test_upload_job_artifact_and_finetune_the_downloaded_encoder(ray_cluster, se
 def test_a_wrong_server_or_token_is_one_line(serve, tmp_path):
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(tiny_spec()))
     nowhere = f"http://127.0.0.1:{free_port()}"
-    failed = tapweight("submit", str(tmp_path / "spec.yaml"), "--server", nowhere, "--token", "t")
+    failed = cli_in_process(
+        "submit", str(tmp_path / "spec.yaml"), "--server", nowhere, "--token", "t"
+    )
     assert failed.returncode == 2 and "cannot reach the service" in failed.stdout
     assert "Traceback" not in failed.stdout + failed.stderr
     server = serve(f"sqlite:///{tmp_path / 'service.db'}", TAPWEIGHT_EXECUTOR="none")
-    refused = tapweight("fetch", "0" * 32, "--server", server.url, "--token", "wrong",
-                        "--out", str(tmp_path / "out"))  # fmt: skip
+    refused = cli_in_process("fetch", "0" * 32, "--server", server.url, "--token", "wrong",
+                             "--out", str(tmp_path / "out"))  # fmt: skip
     assert refused.returncode == 2 and "refused the token" in refused.stdout
