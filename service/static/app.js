@@ -24,12 +24,16 @@ async function api(path, options = {}) {
   return response;
 }
 
+function appended(parent, tag, text, className) {
+  const element = document.createElement(tag);
+  element.textContent = text;
+  if (className) element.className = className;
+  parent.appendChild(element);
+  return element;
+}
+
 function cell(row, text, className) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (className) td.className = className;
-  row.appendChild(td);
-  return td;
+  return appended(row, "td", text, className);
 }
 
 // -- job list ---------------------------------------------------------------------------------
@@ -329,11 +333,7 @@ async function openComparison(query, title) {
 }
 
 function block(parent, text, className) {
-  const span = document.createElement("span");
-  span.textContent = text;
-  if (className) span.className = className;
-  parent.appendChild(span);
-  return span;
+  return appended(parent, "span", text, className);
 }
 
 function swatch(label) {
