@@ -94,7 +94,7 @@ def objective_slopes_exact(vector: Sequence[Tensor], curr: Pretrain) -> Tensor:
 def objective_slopes_darts(vector: Sequence[Tensor], curr: Pretrain) -> Tensor:
     """sᵢ ≈ (Lᵢ(θ + εv) − Lᵢ(θ − εv)) / 2ε with ε = R/‖v‖ (R: ``darts_alpha``), as betty's
     darts differences the pretraining loss."""
-    norm = torch.cat([v.reshape(-1) for v in vector]).norm().item()
+    norm = torch.linalg.vector_norm(torch.stack([v.norm() for v in vector])).item()
     eps = curr.config.darts_alpha / (norm + 1e-15)
     names, params = _trainable_names(curr), curr.trainable_parameters()
     with torch.no_grad():
