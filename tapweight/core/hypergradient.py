@@ -24,7 +24,9 @@ opposite to betty's exact (cosine −0.99), the step moves θ farther than the c
 The profile and the floor this leaves are in BENCHMARKS.md (``bench/tapweight_cost.py``).
 
 :func:`structured` wraps betty's function for ``darts`` and ``exact`` and takes over these links
-(``TapWeightConfig.structured_hypergradient``, on by default). ``neumann``, ``cg``, ``sama`` and
+(``TapWeightConfig.structured_hypergradient``, on by default). Where λ has two paths to the upper
+loss (text: the finetuned model and the proximal term), :func:`through_last_link_once` sums
+them before λ's link, which betty would evaluate once per path. ``neumann``, ``cg``, ``sama`` and
 BLO's joint level go to betty unchanged.
 """
 
@@ -38,7 +40,15 @@ from torch import Tensor
 
 from tapweight.core.problems import Finetune, Level, Pretrain, Reweight
 
-__all__ = ["STRUCTURED", "finetune_to_pretrain", "pretrain_to_reweight", "register", "structured"]
+__all__ = [
+    "STRUCTURED",
+    "finetune_to_pretrain",
+    "pretrain_to_reweight",
+    "register",
+    "shares_last_link",
+    "structured",
+    "through_last_link_once",
+]
 
 JvpFn = Callable[[Sequence[Tensor], object, object, bool], "list[Tensor] | None"]
 
@@ -119,6 +129,50 @@ def pretrain_to_reweight(
     grads = torch.autograd.grad(-(weights * slopes.to(weights)).sum(), params, allow_unused=True)
     implicit = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]
     return _deliver(implicit, prev, sync)
+
+
+def shares_last_link(paths: Sequence[Sequence[Level]]) -> bool:
+    """More than one path, each ending with the same structured pretrain → reweight link: the
+    text variant, where λ reaches the upper loss through the finetuned model and through the
+    proximal term's pretrained encoder."""
+    if len(paths) < 2:
+        return False
+    pretrain, reweight = paths[0][-2], paths[0][-1]
+    return (
+        isinstance(pretrain, Pretrain)
+        and isinstance(reweight, Reweight)
+        and pretrain.config.type in {f"structured_{kind}" for kind in STRUCTURED}
+        and all(len(p) >= 3 and p[-2] is pretrain and p[-1] is reweight for p in paths)
+    )
+
+
+def through_last_link_once(
+    loss: Tensor, paths: Sequence[Sequence[Level]], sync: bool
+) -> list[Tensor] | None:
+    """What betty's ``get_grads`` returns summed over ``paths`` (:func:`shares_last_link`), with
+    λ's link evaluated once. betty runs each path to its end; the last link is linear in its
+    vector, so the paths' vectors at the pretraining level are summed first, halving the
+    costly link (two passes for darts, one forward-mode pass for exact) on text."""
+    import betty.hypergradient as hypergradient
+
+    pretrain, reweight = paths[0][-2], paths[0][-1]
+    total: list[Tensor] | None = None
+    for index, path in enumerate(paths):
+        params = path[1].meta_trainable_parameters()
+        grads = torch.autograd.grad(
+            loss, params, retain_graph=index < len(paths) - 1, allow_unused=True
+        )
+        vector = [
+            torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)
+        ]
+        for i in range(1, len(path) - 2):
+            vector = hypergradient.jvp_fn_mapping[path[i].config.type](
+                vector, path[i], path[i + 1], False
+            )
+        total = vector if total is None else [a + b for a, b in zip(total, vector, strict=True)]
+    assert total is not None
+    kind = pretrain.config.type.removeprefix("structured_")
+    return pretrain_to_reweight(total, pretrain, reweight, sync, kind)
 
 
 def structured(kind: str) -> JvpFn:

@@ -268,3 +268,22 @@ class Reweight(Level):
         loss = self.downstream().loss(batch)
         self.last_loss = {"valid": loss.item()}
         return loss if self.proximal is None else loss + self.proximal()
+
+    def backward(
+        self, loss, params, paths, create_graph=False, retain_graph=True, allow_unused=True
+    ) -> None:
+        """betty's backward, except that paths sharing λ's structured link evaluate it once
+        (``hypergradient.through_last_link_once``): the same sum, half the link's passes."""
+        from tapweight.core import hypergradient
+
+        if not (self._config.first_order and hypergradient.shares_last_link(paths)):
+            super().backward(loss, params, paths, create_graph, retain_graph, allow_unused)
+            return
+        grads = torch.autograd.grad(
+            loss, params, create_graph=create_graph, retain_graph=True, allow_unused=allow_unused
+        )
+        self.set_grads(params, grads)
+        sync = self.gradient_accumulation_boundary()
+        implicit = hypergradient.through_last_link_once(loss, paths, sync)
+        if not sync:
+            self.set_grads(params, implicit)

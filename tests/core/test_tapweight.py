@@ -412,7 +412,7 @@ def test_structured_darts_equals_bettys_darts_at_the_default_radius(freesolv_tas
 
 
 def _text_lambda_gradients(data_dir, **settings) -> list[torch.Tensor]:
-    """λ's gradient at the first update of a tiny text run (tiny-bert, mlm + simcse + sop)."""
+    """λ's gradient at each of 3 updates of a tiny text run (tiny-bert, mlm + simcse + sop)."""
     from tapweight.components import build_components
 
     torch.manual_seed(0)  # the objectives' heads start from the global generator
@@ -420,7 +420,7 @@ def _text_lambda_gradients(data_dir, **settings) -> list[torch.Tensor]:
         "tapt_citation_intent", "tiny-bert", ["mlm", "simcse", "sop"], data_dir=data_dir
     )
     config = TapWeightConfig.for_task(
-        "text", parts.task.task_type, iterations=1, valid_every=1, checkpoint_every=1,
+        "text", parts.task.task_type, iterations=3, valid_every=3, checkpoint_every=3,
         pretrain_batch_size=8, finetune_batch_size=8, valid_batch_size=8, progress=False,
         finetune_warmup_steps=0, deterministic=True, darts_alpha=1e-3, **settings,
     )  # fmt: skip
@@ -431,13 +431,23 @@ def _text_lambda_gradients(data_dir, **settings) -> list[torch.Tensor]:
 
 
 @pytest.mark.dataset
-def test_lambdas_link_on_text_agrees_with_bettys_exact(data_dir):
+def test_lambdas_link_on_text_agrees_with_bettys_exact(data_dir, monkeypatch):
     """Through attention, MLM masks and SimCSE dropout, the forward-mode λ link equals betty's
-    double backward. (darts is not compared on text: betty's finite difference of the L1
-    proximal link starts at its kink, θ_ft = θ_pt, and follows rounding there.)"""
+    double backward, with text's two paths to λ (finetuned model, proximal term) summed into
+    one evaluation of the link per update. Past the first update the proximal path carries
+    weight: dropping it fails this (cosine 0.97). (darts is not compared on text: betty's
+    finite difference of the L1 proximal link starts at its kink, θ_ft = θ_pt, and follows
+    rounding there.)"""
+    from tapweight.core import hypergradient
+
     betty = _text_lambda_gradients(data_dir, hypergradient="exact", structured_hypergradient=False)
+    links = []
+    link = hypergradient.pretrain_to_reweight
+    monkeypatch.setattr(
+        hypergradient, "pretrain_to_reweight", lambda *a: links.append(a) or link(*a)
+    )
     fast = _text_lambda_gradients(data_dir, hypergradient="exact")
-    assert len(fast) == len(betty) == 1
+    assert len(fast) == len(betty) == len(links) == 3
     for got, want in zip(fast, betty, strict=True):
         cosine = torch.nn.functional.cosine_similarity(got, want, dim=0).item()
         assert cosine >= 0.99 and abs(got.norm() / want.norm() - 1) <= 0.05, (got, want)
