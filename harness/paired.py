@@ -32,6 +32,7 @@ __all__ = [
     "RankTest",
     "paired_differences",
     "detectable_effects",
+    "minimum_detectable",
     "rank_test",
     "draw_critical_difference",
 ]
@@ -170,11 +171,18 @@ def paired_differences(rows: list[ResultRow], reference: str) -> list[PairedDiff
     return found
 
 
+def minimum_detectable(spread: float, seeds: int) -> float:
+    """The smallest mean paired difference a two-sided paired t-test over ``seeds`` pairs
+    detects with 80% power at the 5% level, given the standard deviation of the differences."""
+    from scipy import stats
+
+    quantiles = stats.t.ppf(0.5 + CONFIDENCE / 2, seeds - 1) + stats.t.ppf(POWER, seeds - 1)
+    return float(quantiles * spread / math.sqrt(seeds))
+
+
 def detectable_effects(rows: list[ResultRow]) -> list[DetectableEffect]:
     """Per dataset, the minimum detectable paired difference and the largest difference seen
     between two strategies' mean test scores."""
-    from scipy import stats
-
     metrics = _metrics(rows)
     effects = []
     for dataset, by_strategy in _test_scores(rows).items():
@@ -190,9 +198,7 @@ def detectable_effects(rows: list[ResultRow]) -> list[DetectableEffect]:
         means = [statistics.fmean(scores.values()) for scores in by_strategy.values()]
         minimum = None
         if spreads:
-            spread = math.sqrt(statistics.fmean(s * s for s in spreads))  # pooled
-            quantiles = stats.t.ppf(0.5 + CONFIDENCE / 2, seeds - 1) + stats.t.ppf(POWER, seeds - 1)
-            minimum = float(quantiles * spread / math.sqrt(seeds))
+            minimum = minimum_detectable(math.sqrt(statistics.fmean(s * s for s in spreads)), seeds)
         effects.append(
             DetectableEffect(
                 dataset=dataset,
