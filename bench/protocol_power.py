@@ -169,8 +169,17 @@ def main() -> None:
         "t-test detects with 80% power at the 5% level over 3 or 5 seeds. s/run: one protocol "
         "run (pretraining and its finetuning runs), one thread.\n\n"
         + table(
-            ["dataset", "protocol", "seed SD", "paired SD", "MDE 3 seeds", "MDE 5 seeds",
-             "largest difference", "means", "s/run"],
+            [
+                "dataset",
+                "protocol",
+                "seed SD",
+                "paired SD",
+                "MDE 3 seeds",
+                "MDE 5 seeds",
+                "largest difference",
+                "means",
+                "s/run",
+            ],
             rows,
         )  # fmt: skip
     )
