@@ -177,20 +177,22 @@ def _one(domain: str, name: str, warmup: int, steps: int, profile: bool = False)
 
 def _timed_links() -> dict[str, float]:
     """Seconds spent in each hypergradient link (``"pretrain→reweight"``: λ's link), timed
-    around betty's jvp functions; a link that hands over to another is counted once."""
+    around betty's jvp functions and around λ's structured link, which text's summed paths
+    call directly; a link that hands over to another is counted once."""
     import betty.hypergradient as betty_hypergradient
+
+    from tapweight.core import hypergradient
 
     links: dict[str, float] = {}
     depth = [0]
-    mapping = betty_hypergradient.jvp_fn_mapping
-    for kind, function in list(mapping.items()):
 
-        def timed(vector, curr, prev, sync, _function=function):
+    def timed(function):
+        def link(vector, curr, prev, sync, *rest):
             depth[0] += 1
             _sync()
             began = time.perf_counter()
             try:
-                return _function(vector, curr, prev, sync)
+                return function(vector, curr, prev, sync, *rest)
             finally:
                 depth[0] -= 1
                 if depth[0] == 0:
@@ -198,7 +200,12 @@ def _timed_links() -> dict[str, float]:
                     key = f"{curr.name}→{prev.name}"
                     links[key] = links.get(key, 0.0) + time.perf_counter() - began
 
-        mapping[kind] = timed
+        return link
+
+    mapping = betty_hypergradient.jvp_fn_mapping
+    for kind, function in list(mapping.items()):
+        mapping[kind] = timed(function)
+    hypergradient.pretrain_to_reweight = timed(hypergradient.pretrain_to_reweight)
     return links
 
 
