@@ -28,6 +28,7 @@ from tapweight.downstream.metrics import HIGHER_IS_BETTER
 __all__ = [
     "PairedDifference",
     "DetectableEffect",
+    "half_width",
     "mean_interval",
     "RankTest",
     "paired_differences",
@@ -124,11 +125,19 @@ def _interval(differences: list[float]) -> tuple[float | None, float | None, flo
     if n < 2:
         return None, None, None
     mean, spread = statistics.fmean(differences), statistics.stdev(differences)
-    half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * spread / math.sqrt(n)
+    half = half_width(spread, n)
     if spread == 0:
         return mean, mean, None
     p_value = float(2 * stats.t.sf(abs(mean) / (spread / math.sqrt(n)), n - 1))
     return mean - half, mean + half, p_value
+
+
+def half_width(spread: float, count: int) -> float:
+    """Half the 95% interval (Student's t) of the mean of ``count`` values whose standard
+    deviation is ``spread``."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + CONFIDENCE / 2, count - 1) * spread / math.sqrt(count))
 
 
 def mean_interval(values: list[float]) -> tuple[float | None, float | None]:

@@ -15,6 +15,7 @@ from harness.figures import draw_figures
 from harness.paired import (
     detectable_effects,
     draw_critical_difference,
+    half_width,
     paired_differences,
     rank_test,
 )
@@ -25,8 +26,8 @@ from tapweight.errors import ConfigError
 __all__ = ["write_report", "summary_cells", "HEADERS"]
 
 HEADERS = [
-    "strategy", "weights", "task weight", "valid", "test", "wall s", "device s", "search steps",
-    "passes", "trainings", "rank",
+    "strategy", "weights", "task weight", "valid", "test", "test 95% CI", "wall s", "device s",
+    "search steps", "passes", "trainings", "rank",
 ]  # fmt: skip
 
 
@@ -39,6 +40,7 @@ def summary_cells(s: Summary) -> list[str]:
         "–" if s.task_weight is None else f"{s.task_weight:.2f}",
         f"{s.valid_mean:.3f} ± {s.valid_std:.3f}",
         f"{s.test_mean:.3f} ± {s.test_std:.3f}",
+        _test_interval(s),
         f"{s.wall_clock_s:.0f}",
         f"{s.device_seconds:.0f}",
         f"{s.pretrain_steps:.0f}",
@@ -46,6 +48,14 @@ def summary_cells(s: Summary) -> list[str]:
         f"{s.full_trainings:.0f}",
         f"{s.rank:g}",
     ]
+
+
+def _test_interval(s: Summary) -> str:
+    """The 95% interval of the mean test score over seeds; none from one seed."""
+    if s.seeds < 2:
+        return "–"
+    half = half_width(s.test_std, s.seeds)
+    return f"[{s.test_mean - half:.3f}, {s.test_mean + half:.3f}]"
 
 
 def _second(item: tuple[str, float]) -> float:
@@ -85,10 +95,11 @@ def write_report(run: RunDirectory | str | Path) -> Path:
         f"one protocol: {spec.protocol.pretrain.steps} continued-pretraining steps from the same "
         f"start, {spec.protocol.finetune.epochs} finetuning epochs × "
         f"{spec.protocol.finetune_seeds} finetuning seed(s), epoch chosen on validation, test "
-        "read once per run. Mean ± std over seeds; rank by mean test score. Cost covers the "
-        "strategy's search plus the protocol; device s = wall s × devices held. Task weight: "
-        "the end task's own weight in a strategy's joint training (META-TARTAN), not an "
-        "objective weight; the protocol retrains on the objective weights alone."
+        "read once per run. Mean ± std over seeds, and the mean's 95% interval (Student's t); "
+        "rank by mean test score. Cost covers the strategy's search plus the protocol; device "
+        "s = wall s × devices held. Task weight: the end task's own weight in a strategy's "
+        "joint training (META-TARTAN), not an objective weight; the protocol retrains on the "
+        "objective weights alone."
     )
     md = [f"# {spec.name}", "", intro, ""]
     page = [f"<h1>{html.escape(spec.name)}</h1>", f"<p>{html.escape(intro)}</p>"]

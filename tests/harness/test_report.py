@@ -86,3 +86,16 @@ def test_the_end_task_weight_is_its_own_column_apart_from_the_objective_weights(
     assert all(len(row) == len(HEADERS) for row in cells.values())
     assert cells["meta_tartan"][column] == "0.30" and cells["uniform"][column] == "–"
     assert cells["meta_tartan"][HEADERS.index("weights")] == "0.50 / 0.50"
+
+
+def test_the_test_interval_is_students_over_seeds_and_absent_for_one_seed():
+    from harness.report import HEADERS, summary_cells
+
+    rows = [_row("bbbp", "uniform", seed, score, 1.0, "roc_auc")
+            for seed, score in enumerate((0.7, 0.8, 0.9))]  # fmt: skip
+    rows.append(_row("bbbp", "grid", 0, 0.8, 1.0, "roc_auc"))
+    cells = {s.strategy: summary_cells(s) for s in summarize(rows)["bbbp"]}
+    column = HEADERS.index("test 95% CI")
+    # mean 0.8, std 0.1, t(0.975, 2) = 4.303: 0.8 ± 0.248
+    assert cells["uniform"][column] == "[0.552, 1.048]"
+    assert cells["grid"][column] == "–"
