@@ -49,7 +49,7 @@ class Protocol(NamedTuple):
 
 
 PROTOCOLS = (Protocol(40, 4), Protocol(40, 10))
-"""The fair-budgets spec's protocol first, then longer finetuning (Hu et al. finetune for 100
+"""The earlier protocol (4 epochs) first, then longer finetuning (Hu et al. finetune for 100
 epochs, beyond a CPU comparison of every strategy on five datasets). An earlier run of this
 script on FreeSolv (3 seeds, 20 epochs, one finetuning seed) measured 200 pretraining steps
 against 40: the weightings' largest difference shrank from 0.17 to 0.01 RMSE while the paired
