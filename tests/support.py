@@ -106,3 +106,13 @@ def cli_in_process(*args: str) -> subprocess.CompletedProcess[str]:
     returncode = code if isinstance(code, int) else (0 if code is None else 1)
     return subprocess.CompletedProcess(["tapweight", *args], returncode, stdout.getvalue(),
                                        stderr.getvalue())  # fmt: skip
+
+
+def result_rows(scores: dict, seeds: list[int], seconds=lambda seed: 1.0) -> list:
+    """Rows of ``{(dataset, metric): {strategy: [test score per seed]}}`` for ``seeds``."""
+    return [
+        result_row(dataset, strategy, seed, values[seed], seconds(seed), metric)
+        for (dataset, metric), by_strategy in scores.items()
+        for strategy, values in by_strategy.items()
+        for seed in seeds
+    ]

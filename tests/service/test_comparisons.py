@@ -13,7 +13,7 @@ from harness.summary import average_ranks, summarize
 from service import comparisons, crud
 from service.models import Job, JobStatus
 from tests.service.conftest import ALICE, BOB, tiny_spec
-from tests.support import result_row
+from tests.support import result_rows
 
 STRATEGIES = ["tapweight", "uniform", "no_cp"]
 # Test scores per dataset and strategy, one per seed: tapweight clearly best on bbbp (ROC-AUC,
@@ -34,12 +34,7 @@ SCORES = {
 
 
 def rows_for(seeds: list[int], scores=SCORES) -> list[ResultRow]:
-    return [
-        result_row(dataset, strategy, seed, values[seed], 1.0, metric)
-        for (dataset, metric), by_strategy in scores.items()
-        for strategy, values in by_strategy.items()
-        for seed in seeds
-    ]
+    return result_rows(scores, seeds)
 
 
 def finished_job(

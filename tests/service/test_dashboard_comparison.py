@@ -15,7 +15,7 @@ from service import crud
 from service.db import Database
 from service.models import Job, JobStatus
 from tests.service.conftest import ALICE, tiny_spec
-from tests.support import result_row
+from tests.support import result_rows
 
 # bbbp (ROC-AUC): tapweight clearly above uniform, within seed noise of no_cp (the best).
 # freesolv (RMSE): uniform clearly below (better than) tapweight, no_cp within noise of it.
@@ -37,12 +37,7 @@ STUDY["strategies"] = ["tapweight", "uniform", "no_cp"]
 
 
 def rows_for(seeds: list[int]) -> list:
-    return [
-        result_row(dataset, strategy, seed, values[seed], 10.0 + seed, metric)
-        for (dataset, metric), by_strategy in SCORES.items()
-        for strategy, values in by_strategy.items()
-        for seed in seeds
-    ]
+    return result_rows(SCORES, seeds, seconds=lambda seed: 10.0 + seed)
 
 
 @pytest.fixture
